@@ -1,0 +1,106 @@
+"""The embedded scorer: the exported ONNX graph run in-process by onnxruntime."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from tersify.client.bundle import Bundle
+from tersify.errors import BadRequestError, ScorerError, ScorerUnavailableError
+from tersify.scoring import FloatArray, IntArray, Tokenized
+
+DEFAULT_MAX_WINDOW = 2048
+# Tokens per onnxruntime run: the graph holds [batch, seq, vocab] fp32 logits inside, so
+# this bounds memory (1,024 tokens of Gemma's 262k vocabulary is 1 GiB).
+DEFAULT_BATCH_TOKENS = 1024
+
+
+class OnnxScorer:
+    """Scores token windows with onnxruntime; windows are batched by length to limit padding."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        *,
+        variant: str = "fp32",
+        providers: Sequence[str] | None = None,
+        threads: int | None = None,
+        batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    ) -> None:
+        if batch_tokens < 1:
+            raise BadRequestError(f"batch_tokens={batch_tokens} must be positive")
+        self._bundle = bundle
+        self._batch_tokens = batch_tokens
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        available = ort.get_available_providers()
+        chosen = [p for p in (providers or available) if p in available] or ["CPUExecutionProvider"]
+        try:
+            self._session = ort.InferenceSession(
+                str(bundle.model_path(variant)), sess_options=options, providers=chosen
+            )
+            self._tokenizer = Tokenizer.from_file(str(bundle.tokenizer_path))
+        except Exception as exc:  # onnxruntime and tokenizers raise their own base types
+            raise ScorerUnavailableError(
+                f"cannot load the scorer in {bundle.folder}: {exc}; export it again"
+            ) from exc
+
+    @property
+    def name(self) -> str:
+        """The exported model's name."""
+        return self._bundle.manifest.name
+
+    @property
+    def bos_token_id(self) -> int | None:
+        """The id put before each window."""
+        return self._bundle.manifest.bos_token_id
+
+    @property
+    def max_window(self) -> int:
+        """The longest window scored in one row."""
+        return min(self._bundle.manifest.max_positions, DEFAULT_MAX_WINDOW)
+
+    def tokenize(self, text: str) -> Tokenized:
+        """Token ids and character offsets of ``text``, without special tokens."""
+        encoding = self._tokenizer.encode(text, add_special_tokens=False)
+        return Tokenized(
+            ids=np.asarray(encoding.ids, dtype=np.int64),
+            offsets=np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2),
+        )
+
+    def logprobs(self, windows: Sequence[IntArray]) -> list[FloatArray]:
+        """Per-token log-probs of each window, run in length-sorted, padded batches."""
+        results: list[FloatArray] = [np.zeros(0, dtype=np.float32)] * len(windows)
+        for batch in _batches([len(w) for w in windows], self._batch_tokens):
+            width = max(len(windows[i]) for i in batch)
+            ids = np.zeros((len(batch), width), dtype=np.int64)  # right padding: never read
+            for row, index in enumerate(batch):
+                ids[row, : len(windows[index])] = windows[index]
+            try:
+                (out,) = self._session.run(["token_logprobs"], {"input_ids": ids})
+            except Exception as exc:  # onnxruntime's errors have no common public base
+                raise ScorerError(f"the ONNX scorer failed on a [{len(batch)}, {width}] batch: {exc}") from exc
+            for row, index in enumerate(batch):
+                results[index] = np.asarray(out[row, : len(windows[index])], dtype=np.float32)
+        return results
+
+
+def _batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
+    """Group window indices, longest first, so each padded batch holds about ``batch_tokens``.
+
+    >>> _batches([5, 9, 4, 9], 18)
+    [[1, 3], [0, 2]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for index in order:
+        if batches and lengths[batches[-1][0]] * (len(batches[-1]) + 1) <= batch_tokens:
+            batches[-1].append(index)
+        else:
+            batches.append([index])
+    return batches

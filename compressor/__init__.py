@@ -1,0 +1,36 @@
+"""tersify: shorter prompts that an LLM answers just as well.
+
+>>> from tersify import Compressor
+>>> result = Compressor().compress(["..."], question="...", rate=0.5)  # doctest: +SKIP
+"""
+
+from tersify.budget import Budget
+from tersify.compressor import CompressionResult, Compressor
+from tersify.errors import (
+    BadRequestError,
+    ExportError,
+    ScorerError,
+    ScorerTimeoutError,
+    ScorerUnavailableError,
+    TersifyError,
+    UnsupportedOptionError,
+)
+from tersify.scoring import Scorer, Tokenized
+from tersify.windows import WindowPlan
+
+__all__ = [
+    "BadRequestError",
+    "Budget",
+    "CompressionResult",
+    "Compressor",
+    "ExportError",
+    "Scorer",
+    "ScorerError",
+    "ScorerTimeoutError",
+    "ScorerUnavailableError",
+    "TersifyError",
+    "Tokenized",
+    "UnsupportedOptionError",
+    "WindowPlan",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,103 @@
+"""What the compressor needs from a scorer, and how a text becomes units.
+
+A scorer is a small causal LM behind one narrow interface: it tokenizes text (ids and
+character offsets) and returns per-token log-probabilities for windows of ids. Where the
+log-probs come from (onnxruntime in-process, Triton over gRPC, a fake in tests) is the
+scorer's business; ``tersify.client`` holds the real ones.
+
+A *unit* is the smallest run of scorer tokens whose bytes make whole characters: a
+Chinese character split into three byte tokens is one unit. Pruning keeps or drops
+units, never tokens, so the result is always valid text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    """A text in scorer tokens: ``ids[i]`` covers characters ``offsets[i, 0]:offsets[i, 1]``."""
+
+    ids: IntArray
+    offsets: IntArray
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Token ids in, per-token log-probabilities out.
+
+    ``logprobs(windows)[i][t]`` is ``log p(windows[i][t] | windows[i][:t])`` for ``t >= 1``
+    and 0 at ``t = 0``; every window is at most ``max_window`` ids long.
+    """
+
+    @property
+    def name(self) -> str:
+        """A short name for the model behind the scorer."""
+        ...
+
+    @property
+    def bos_token_id(self) -> int | None:
+        """The id to put before a window so that its first token gets a score, if any."""
+        ...
+
+    @property
+    def max_window(self) -> int:
+        """The longest window, in ids, that one log-prob row may cover."""
+        ...
+
+    def tokenize(self, text: str) -> Tokenized:
+        """Token ids of ``text`` (no special tokens) with their character offsets."""
+        ...
+
+    def logprobs(self, windows: Sequence[IntArray]) -> list[FloatArray]:
+        """Per-token log-probabilities of each window, batched as the scorer sees fit."""
+        ...
+
+
+@dataclass(frozen=True)
+class Units:
+    """Units of one text: unit ``u`` spans characters ``starts[u]:starts[u + 1]``.
+
+    The spans tile the text (the first starts at 0, the last ends at its end), so any
+    subset of units, joined in order, is a subsequence of the text made of whole
+    characters. ``token_unit[i]`` is the unit of token ``i``.
+    """
+
+    starts: IntArray
+    ends: IntArray
+    token_unit: IntArray
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+def group_units(offsets: IntArray, text_length: int) -> Units:
+    """Group tokens into units: a token that shares a character with the one before joins it.
+
+    >>> u = group_units(np.array([[0, 1], [0, 1], [1, 3]]), 3)
+    >>> u.starts.tolist(), u.ends.tolist(), u.token_unit.tolist()
+    ([0, 1], [1, 3], [0, 0, 1])
+    """
+    token_unit = np.zeros(len(offsets), dtype=np.int64)
+    starts: list[int] = []
+    covered = 0  # first character not yet covered by the current unit
+    for i, (start, end) in enumerate(offsets.tolist()):
+        begins_new = not starts or (end > start and start >= covered and start > starts[-1])
+        if begins_new:
+            starts.append(0 if not starts else start)
+        covered = max(covered, end)
+        token_unit[i] = len(starts) - 1
+    if not starts and text_length:
+        starts.append(0)
+    begin = np.asarray(starts, dtype=np.int64)
+    end = np.append(begin[1:], np.int64(text_length)).astype(np.int64)
+    return Units(starts=begin, ends=end, token_unit=token_unit)

@@ -1,0 +1,84 @@
+"""Cutting token sequences into scorer windows and stitching the log-probs back.
+
+Each window scores a stretch of tokens and carries some tokens before it as context, so
+that a token near a window's start is still predicted from what precedes it. All windows
+of all contexts go to the scorer in one call, which batches them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tersify.errors import BadRequestError
+from tersify.scoring import FloatArray, IntArray, Scorer
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """Window sizes in scorer tokens: each window holds ``size`` ids, ``overlap`` of them context."""
+
+    size: int = 512
+    overlap: int = 64
+
+    def __post_init__(self) -> None:
+        if self.size < 8:
+            raise BadRequestError(f"window size={self.size} must be at least 8 tokens")
+        if not 0 <= self.overlap <= self.size // 2:
+            raise BadRequestError(
+                f"window overlap={self.overlap} must be between 0 and size // 2 ({self.size // 2})"
+            )
+
+    def spans(self, n_tokens: int, capacity: int) -> list[tuple[int, int, int]]:
+        """``(context_start, score_start, stop)`` for windows of at most ``capacity`` tokens.
+
+        >>> WindowPlan(size=10, overlap=2).spans(20, 10)
+        [(0, 0, 10), (8, 10, 18), (16, 18, 20)]
+        """
+        size = min(self.size, capacity)
+        overlap = min(self.overlap, size // 2)
+        spans = []
+        score_start = 0
+        while score_start < n_tokens:
+            context_start = max(0, score_start - overlap)
+            stop = min(n_tokens, context_start + size)
+            spans.append((context_start, score_start, stop))
+            score_start = stop
+        return spans
+
+
+def token_losses(
+    scorer: Scorer, sequences: Sequence[IntArray], plan: WindowPlan
+) -> list[FloatArray]:
+    """Surprisal ``-log p`` of every token of every sequence, from one batched scorer call.
+
+    A sequence's first token is predicted from the scorer's BOS when it has one; without
+    one it has no prediction and gets the highest surprisal of its sequence, so that it
+    ranks as informative rather than as free to drop.
+    """
+    bos = scorer.bos_token_id
+    capacity = scorer.max_window - (1 if bos is not None else 0)
+    if capacity < 8:
+        raise BadRequestError(f"the scorer's max_window={scorer.max_window} is too small")
+    windows: list[IntArray] = []
+    placements: list[tuple[int, int, int, int]] = []
+    for seq_index, ids in enumerate(sequences):
+        for context_start, score_start, stop in plan.spans(len(ids), capacity):
+            window = ids[context_start:stop]
+            if bos is not None:
+                window = np.concatenate([np.array([bos], dtype=np.int64), window])
+            windows.append(window.astype(np.int64, copy=False))
+            placements.append((seq_index, context_start, score_start, stop))
+    rows = scorer.logprobs(windows) if windows else []
+    losses = [np.zeros(len(ids), dtype=np.float32) for ids in sequences]
+    shift = 1 if bos is not None else 0
+    for (seq_index, context_start, score_start, stop), row in zip(placements, rows, strict=True):
+        first = score_start - context_start + shift
+        losses[seq_index][score_start:stop] = -row[first : first + stop - score_start]
+    if bos is None:
+        for loss in losses:
+            if len(loss) > 1:
+                loss[0] = loss[1:].max()
+    return losses

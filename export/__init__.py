@@ -1,0 +1,181 @@
+"""Hugging Face causal LM -> ONNX scorer folder (``tersify export``).
+
+Needs the ``export`` extra (torch, transformers, onnx, gguf)::
+
+    pip install 'tersify[export]'
+
+>>> from tersify.export import export_scorer
+>>> export_scorer("smollm2-135m")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tersify.client.bundle import MANIFEST_FILE, Bundle, Manifest, file_sha256
+from tersify.errors import ExportError, ScorerUnavailableError
+from tersify.settings import Settings
+
+__all__ = ["DEFAULT_TOLERANCE", "export_scorer"]
+
+DEFAULT_TOLERANCE = 1e-3  # largest |log p| difference allowed between ONNX and PyTorch
+Progress = Callable[[str], None]
+
+
+def export_scorer(
+    model: str,
+    out: str | Path | None = None,
+    *,
+    int8: bool = False,
+    skip_existing: bool = False,
+    tolerance: float = DEFAULT_TOLERANCE,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Export ``model`` to a scorer folder and return the folder.
+
+    The ONNX graph is checked against PyTorch on English, Chinese and code before the
+    folder is published; a difference above ``tolerance`` fails the export.
+    """
+    settings = settings or Settings.from_env()
+    say = progress or (lambda _message: None)
+    _require_export_extra()
+    from tersify.export import graph, models
+
+    if skip_existing and out is not None and _is_complete(Path(out)):
+        say(f"scorer already exported in {out}")
+        return Path(out)
+    if skip_existing and out is None and model in models.ALIASES:
+        folder = settings.scorer_folder(model)
+        if _is_complete(folder):
+            say(f"scorer already exported in {folder}")
+            return folder
+
+    with _step(say, f"finding {model}"):
+        source = models.resolve(model, settings.home)
+    target = Path(out).expanduser() if out is not None else settings.scorer_folder(source.name)
+    if skip_existing and _is_complete(target):
+        say(f"scorer already exported in {target}")
+        return target
+    with _step(say, f"loading {source.description} in fp32"):
+        lm, tokenizer = models.load(source)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        manifest = _build(lm, tokenizer, source, staging, int8, tolerance, say, graph)
+        (staging / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    say(f"scorer ready in {target}")
+    return target
+
+
+def _build(
+    lm: Any,
+    tokenizer: Any,
+    source: Any,
+    folder: Path,
+    int8: bool,
+    tolerance: float,
+    say: Progress,
+    graph: Any,
+) -> Manifest:
+    module = graph.logprob_module(lm)
+    windows = [
+        np.asarray([_bos(tokenizer), *tokenizer.encode(text, add_special_tokens=False)], np.int64)
+        for text in graph.SAMPLES
+    ]
+    fp32 = folder / "model.onnx"
+    with _step(say, "exporting to ONNX"):
+        graph.export_onnx(module, fp32, windows[0][None, :8])
+    tokenizer.backend_tokenizer.save(str(folder / "tokenizer.json"))
+    with _step(say, "checking ONNX against PyTorch on English, Chinese and code"):
+        reference = graph.torch_logprobs(module, windows)
+        fp32_diff = graph.max_difference(reference, graph.onnx_logprobs(fp32, windows))
+    say(f"  largest |log p| difference: {fp32_diff:.2e} (tolerance {tolerance:.0e})")
+    if not fp32_diff <= tolerance:
+        raise ExportError(
+            f"the ONNX scorer disagrees with PyTorch by {fp32_diff:.2e} > {tolerance:.0e}"
+        )
+    verification: dict[str, Any] = {"fp32_max_abs_diff": fp32_diff, "samples": len(windows)}
+    model_files = {"fp32": fp32.name}
+    if int8:
+        int8_path = folder / "model.int8.onnx"
+        with _step(say, "quantizing to int8 (dynamic, MatMul weights)"):
+            graph.quantize_int8(fp32, int8_path)
+            quantized = graph.onnx_logprobs(int8_path, windows)
+        verification["int8_max_abs_diff"] = graph.max_difference(reference, quantized)
+        verification["int8_mean_abs_diff"] = float(
+            np.mean(np.concatenate([np.abs(a - b) for a, b in zip(reference, quantized)]))
+        )
+        say(f"  int8 mean |log p| difference: {verification['int8_mean_abs_diff']:.3f}")
+        model_files["int8"] = int8_path.name
+    with _step(say, "hashing files"):
+        hashes = {
+            p.name: file_sha256(p) for p in sorted(folder.iterdir()) if p.name != MANIFEST_FILE
+        }
+    config = lm.config
+    return Manifest(
+        name=source.name,
+        source=source.description,
+        vocab_size=int(config.vocab_size),
+        max_positions=int(getattr(config, "max_position_embeddings", 2048)),
+        bos_token_id=_bos(tokenizer),
+        model_files=model_files,
+        sha256=hashes,
+        verification=verification,
+    )
+
+
+def _bos(tokenizer: Any) -> int:
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if bos is None:
+        raise ExportError("the tokenizer has neither a BOS nor an EOS token to start windows with")
+    return int(bos)
+
+
+def _is_complete(folder: Path) -> bool:
+    try:
+        Bundle.open(folder)
+    except ScorerUnavailableError:
+        return False
+    return True
+
+
+class _step:  # noqa: N801 - used as a lowercase context manager, like contextlib's
+    """Reports a long step's start and how long it took."""
+
+    def __init__(self, say: Progress, what: str) -> None:
+        self._say, self._what = say, what
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+        self._say(f"{self._what} ...")
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self._say(f"  done in {time.perf_counter() - self._started:.1f}s")
+
+
+def _require_export_extra() -> None:
+    missing = []
+    for module in ("torch", "transformers", "onnx"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise ExportError(
+            f"export needs {', '.join(missing)}: pip install 'tersify[export]'"
+        )
