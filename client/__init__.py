@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from tersify.client.bundle import Bundle, Manifest
@@ -30,6 +31,7 @@ def open_scorer(
     spec: str | os.PathLike[str] | None = None,
     *,
     variant: str = "fp32",
+    providers: Sequence[str] | None = None,
     settings: Settings | None = None,
 ) -> Scorer:
     """Open a scorer: ``None`` (the default), a model name exported under the home, or a folder."""
@@ -41,4 +43,4 @@ def open_scorer(
     folder = resolve_scorer_folder(spec, settings or Settings.from_env())
     from tersify.client.onnx import OnnxScorer  # onnxruntime loads only when needed
 
-    return OnnxScorer(Bundle.open(folder), variant=variant)
+    return OnnxScorer(Bundle.open(folder), variant=variant, providers=providers)

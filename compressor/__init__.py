@@ -5,6 +5,7 @@
 """
 
 from tersify.budget import Budget
+from tersify.compat import PromptCompressor
 from tersify.compressor import CompressionResult, Compressor
 from tersify.errors import (
     BadRequestError,
@@ -23,6 +24,7 @@ __all__ = [
     "Budget",
     "CompressionResult",
     "Compressor",
+    "PromptCompressor",
     "ExportError",
     "Scorer",
     "ScorerError",

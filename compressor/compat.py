@@ -1,0 +1,158 @@
+"""LLMLingua-compatible front: ``from tersify import PromptCompressor``.
+
+Code written for LLMLingua 0.2.2 keeps working by changing the import::
+
+    >>> from tersify import PromptCompressor
+    >>> llm_lingua = PromptCompressor()  # doctest: +SKIP
+    >>> llm_lingua.compress_prompt(context, question=q, rate=0.5)  # doctest: +SKIP
+    {'compressed_prompt': ..., 'origin_tokens': ..., 'compressed_tokens': ...,
+     'ratio': '2.0x', 'rate': '50.0%', 'saving': ', Saving $0.1 in GPT-4.'}
+
+Every LLMLingua parameter is accepted by name. Those that change nothing here (device,
+LLMLingua's iterative window size) are honoured as far as they apply; those tersify does
+not implement yet raise :class:`UnsupportedOptionError` when given a non-default value,
+never silently ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tersify.compressor import DEFAULT_PRICE_PER_1K, Compressor
+from tersify.errors import BadRequestError, UnsupportedOptionError
+from tersify.request import answer
+from tersify.scoring import Scorer
+
+# LLMLingua 0.2.2's compress_prompt options that tersify does not implement yet, with
+# the value that means "off" there: any other value is refused.
+_NOT_YET: Mapping[str, Any] = {
+    "force_context_ids": None,
+    "force_context_number": None,
+    "use_sentence_level_filter": False,
+    "use_token_level_filter": True,
+    "keep_split": False,
+    "keep_first_sentence": 0,
+    "keep_last_sentence": 0,
+    "keep_sentence_number": 0,
+    "high_priority_bonus": 100,
+    "context_budget": "+100",
+    "token_budget_ratio": 1.4,
+    "condition_in_question": "none",
+    "reorder_context": "original",
+    "dynamic_context_compression_ratio": 0.0,
+    "condition_compare": False,
+    "add_instruction": False,
+    "rank_method": "llmlingua",
+    "concate_question": True,
+    "context_segs": None,
+    "context_segs_rate": None,
+    "context_segs_compress": None,
+    "target_context": -1,
+    "context_level_rate": 1.0,
+    "context_level_target_token": -1,
+    "return_word_label": False,
+    "word_sep": "\t\t|\t\t",
+    "label_sep": " ",
+    "token_to_word": "mean",
+    "force_tokens": (),
+    "force_reserve_digit": False,
+    "drop_consecutive": False,
+    "chunk_end_tokens": (".", "\n"),
+    "strict_preserve_uncompressed": True,
+}
+# Accepted and meaningless here: LLMLingua's KV-cache step size (tersify scores windows).
+_ACCEPTED = {"iterative_size"}
+_LLMLINGUA_DEFAULT_MODEL = "NousResearch/Llama-2-7b-hf"
+
+
+class PromptCompressor:
+    """LLMLingua's ``PromptCompressor``, backed by a tersify scorer.
+
+    ``model_name`` is a tersify scorer (model name or exported folder); LLMLingua's default
+    model name selects tersify's default scorer. ``device_map`` picks onnxruntime's
+    execution provider (``"cpu"`` or ``"cuda"``).
+    """
+
+    def __init__(
+        self,
+        model_name: str | Scorer = _LLMLINGUA_DEFAULT_MODEL,
+        device_map: str = "cuda",
+        model_config: Mapping[str, Any] | None = None,
+        open_api_config: Mapping[str, Any] | None = None,
+        use_llmlingua2: bool = False,
+        llmlingua2_config: Mapping[str, Any] | None = None,
+        *,
+        price_per_1k: float = DEFAULT_PRICE_PER_1K,
+    ) -> None:
+        if use_llmlingua2 or llmlingua2_config:
+            raise UnsupportedOptionError(
+                "use_llmlingua2: LLMLingua-2's token classifier is not supported; "
+                "tersify compresses with a causal LM scorer (use_llmlingua2=False)"
+            )
+        if model_config:
+            raise UnsupportedOptionError(
+                "model_config: transformers loading options do not apply to an exported "
+                "ONNX scorer; export the model with `tersify export` instead"
+            )
+        if open_api_config:
+            raise UnsupportedOptionError("open_api_config: OpenAI-based scoring is not supported")
+        if device_map not in ("cuda", "cpu", "auto", "mps"):
+            raise BadRequestError(f"device_map={device_map!r} must be 'cuda', 'cpu' or 'auto'")
+        if isinstance(model_name, str) and model_name == _LLMLINGUA_DEFAULT_MODEL:
+            scorer: Scorer | str | None = None
+        else:
+            scorer = model_name
+        if isinstance(scorer, str) or scorer is None:
+            from tersify.client import open_scorer
+
+            providers = ["CPUExecutionProvider"] if device_map == "cpu" else None
+            scorer = open_scorer(scorer, providers=providers)
+        self._compressor = Compressor(scorer)
+        self._price = price_per_1k
+
+    @property
+    def compressor(self) -> Compressor:
+        """The :class:`tersify.Compressor` behind this front."""
+        return self._compressor
+
+    def compress_prompt(
+        self,
+        context: str | Sequence[str],
+        instruction: str = "",
+        question: str = "",
+        rate: float = 0.5,
+        target_token: float = -1,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Compress like LLMLingua 0.2.2 and answer with its keys and display strings."""
+        for name, value in options.items():
+            if name in _ACCEPTED:
+                continue
+            if name not in _NOT_YET:
+                raise BadRequestError(
+                    f"compress_prompt() got an unexpected keyword argument {name!r}"
+                )
+            if not _is_default(value, _NOT_YET[name]):
+                raise UnsupportedOptionError(
+                    f"{name}={value!r} is not supported by tersify yet; leave it at its "
+                    f"default ({_NOT_YET[name]!r})"
+                )
+        if isinstance(target_token, bool) or not isinstance(target_token, (int, float)):
+            raise BadRequestError(f"target_token={target_token!r} must be a number")
+        result = self._compressor.compress(
+            context,
+            question=question,
+            instruction=instruction,
+            rate=rate,
+            target_token=int(target_token) if target_token > 0 else None,
+        )
+        return dict(answer(result, self._price)["data"])
+
+
+def _is_default(value: Any, default: Any) -> bool:
+    if isinstance(default, tuple):
+        return isinstance(value, (list, tuple)) and tuple(value) == default
+    if default is None or isinstance(default, bool):
+        return value is default
+    return not isinstance(value, bool) and bool(value == default)

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fakes import FakeScorer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from texts import KINDS, sample_text
+
+from tersify import BadRequestError, CompressionResult, Compressor
+
+
+def is_subsequence(small: str, big: str) -> bool:
+    it = iter(big)
+    return all(ch in it for ch in small)
+
+
+def check_properties(
+    result: CompressionResult, contexts: list[str], question: str, instruction: str = ""
+) -> None:
+    prompt = result.compressed_prompt
+    assert "\ufffd" not in prompt
+    assert prompt.endswith(question)
+    assert prompt.startswith(instruction)
+    body = prompt[len(instruction) : len(prompt) - len(question)]
+    # what lies between instruction, contexts and question is the "\n\n" separator
+    if instruction and body:
+        assert body.startswith("\n\n")
+        body = body[2:]
+    if question and body:
+        assert body.endswith("\n\n")
+        body = body[:-2]
+    assert is_subsequence(body, "\n\n".join(contexts))
+
+
+def test_seed_shape_with_fake_scorer(fake_compressor: Compressor, seed_request: dict) -> None:
+    result = fake_compressor.compress(
+        seed_request["context"], question=seed_request["question"], ratio=seed_request["ratio"]
+    )
+    assert result.origin_tokens == 3701
+    assert result.target_tokens == 2961
+    assert abs(result.compressed_tokens - 2961) <= 74
+    assert result.compressed_tokens <= 2961
+    check_properties(result, seed_request["context"], seed_request["question"])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kind=st.sampled_from(KINDS),
+    n_chars=st.integers(400, 30_000),
+    seed=st.integers(0, 1000),
+    rate=st.floats(0.1, 0.9),
+    n_contexts=st.integers(1, 3),
+)
+def test_rate_lands_within_two_points(
+    kind: str, n_chars: int, seed: int, rate: float, n_contexts: int
+) -> None:
+    compressor = Compressor(FakeScorer())
+    contexts = [sample_text(kind, n_chars // n_contexts, seed + i) for i in range(n_contexts)]
+    question = "What does the text say about it?"
+    result = compressor.compress(contexts, question=question, rate=rate)
+    check_properties(result, contexts, question)
+    assert result.compressed_tokens <= result.target_tokens
+    assert abs(result.rate - rate) <= 0.02 or result.target_tokens - result.compressed_tokens <= 3
+
+
+def test_short_prompts_are_compressed_too(fake_compressor: Compressor) -> None:
+    text = "Alice met Bob in Paris on 3 May 2021 to sign the contract for the new bridge."
+    result = fake_compressor.compress([text], rate=0.5)
+    assert result.origin_tokens < 200
+    assert result.compressed_tokens <= result.target_tokens
+    assert result.target_tokens - result.compressed_tokens <= 3
+
+
+def test_target_token_sizes_the_whole_prompt(fake_compressor: Compressor) -> None:
+    text = sample_text("english", 6000, 1)
+    result = fake_compressor.compress(
+        [text], instruction="Read this.", question="Summarise it.", target_token=300
+    )
+    assert 297 <= result.compressed_tokens <= 300
+    assert result.compressed_prompt.startswith("Read this.\n\n")
+    check_properties(result, [text], "Summarise it.", "Read this.")
+
+
+def test_rate_one_returns_the_prompt_unchanged(fake_compressor: Compressor) -> None:
+    result = fake_compressor.compress(["a b c"], question="q?", rate=1.0)
+    assert result.compressed_prompt == "a b c\n\nq?"
+    assert result.rate == 1.0 and result.ratio == 1.0
+
+
+def test_budget_below_the_question_keeps_only_instruction_and_question(
+    fake_compressor: Compressor,
+) -> None:
+    question = "Which of the three documents mentions the bridge, and when was it signed?"
+    result = fake_compressor.compress([sample_text("english", 3000, 2)], question=question, target_token=5)
+    assert result.compressed_prompt == question
+
+
+def test_most_surprising_units_are_the_ones_kept() -> None:
+    class Loud(FakeScorer):
+        def logprobs(self, windows):  # type: ignore[no-untyped-def]
+            rows = super().logprobs(windows)
+            loud = self.tokenize("ZEBRA").ids[0]
+            for w, row in zip(windows, rows):
+                row[np.asarray(w) == loud] = -50.0
+            return rows
+
+    text = ("the cat sat on the mat " * 20) + "ZEBRA " + ("the cat sat on the mat " * 20)
+    result = Compressor(Loud()).compress([text], rate=0.1)
+    assert "ZEBRA" in result.compressed_prompt
+
+
+def test_result_is_frozen(fake_compressor: Compressor) -> None:
+    result = fake_compressor.compress(["one two three four"], rate=0.5)
+    with pytest.raises(AttributeError):
+        result.compressed_tokens = 1  # type: ignore[misc]
+    assert result.saving_usd() == pytest.approx(
+        (result.origin_tokens - result.compressed_tokens) * 0.06 / 1000
+    )
+
+
+@pytest.mark.parametrize(
+    ("context", "kwargs", "field"),
+    [
+        ([], {}, "context"),
+        ([""], {}, "context"),
+        ([1, 2], {}, "context[0]"),
+        (b"bytes", {}, "context"),
+        (["text"], {"question": 3}, "question"),
+        (["text"], {"instruction": ["x"]}, "instruction"),
+        (["text"], {"rate": 0}, "rate"),
+        (["text"], {"rate": 2}, "rate"),
+        (["text"], {"ratio": 1.2}, "ratio"),
+        (["text"], {"target_token": -1}, "target_token"),
+    ],
+)
+def test_bad_arguments_are_named(
+    fake_compressor: Compressor, context: object, kwargs: dict, field: str
+) -> None:
+    with pytest.raises(BadRequestError, match=field.replace("[", r"\[")):
+        fake_compressor.compress(context, **kwargs)  # type: ignore[arg-type]
+
+
+def test_not_a_scorer_is_refused() -> None:
+    with pytest.raises(BadRequestError, match="Scorer"):
+        Compressor(scorer=42)  # type: ignore[arg-type]

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fakes import FakeScorer
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tersify import BadRequestError, WindowPlan
+from tersify.windows import token_losses
+
+
+@given(st.integers(0, 3000), st.integers(8, 600), st.integers(0, 300), st.integers(8, 700))
+def test_windows_score_every_token_once(n: int, size: int, overlap: int, capacity: int) -> None:
+    overlap = min(overlap, size // 2)
+    spans = WindowPlan(size=size, overlap=overlap).spans(n, capacity)
+    scored = [t for _, begin, stop in spans for t in range(begin, stop)]
+    assert scored == list(range(n))
+    for context_start, begin, stop in spans:
+        assert context_start <= begin < stop
+        assert stop - context_start <= min(size, capacity)
+
+
+def test_losses_match_one_long_window_where_context_is_enough() -> None:
+    # The fake's log-probs depend on the previous token only, so any window with at least
+    # one token of context gives the same scores as scoring the whole sequence at once.
+    scorer = FakeScorer(max_window=10_000)
+    ids = scorer.tokenize("the quick brown fox jumps over the lazy dog " * 40).ids
+    whole = token_losses(scorer, [ids], WindowPlan(size=5000, overlap=0))[0]
+    windowed = token_losses(scorer, [ids], WindowPlan(size=32, overlap=4))[0]
+    np.testing.assert_allclose(whole, windowed)
+
+
+def test_all_windows_go_in_one_scorer_call() -> None:
+    scorer = FakeScorer(max_window=64)
+    seqs = [scorer.tokenize("word " * n).ids for n in (10, 200, 90)]
+    losses = token_losses(scorer, seqs, WindowPlan(size=64, overlap=8))
+    assert len(scorer.calls) == 1 and scorer.calls[0] > 3
+    assert [len(x) for x in losses] == [len(s) for s in seqs]
+
+
+def test_first_token_scored_from_bos_or_marked_informative() -> None:
+    scorer = FakeScorer()
+    ids = scorer.tokenize("alpha beta gamma delta").ids
+    with_bos = token_losses(scorer, [ids], WindowPlan(size=16, overlap=2))[0]
+    assert with_bos[0] > 0
+    scorer.bos_token_id = None
+    without = token_losses(scorer, [ids], WindowPlan(size=16, overlap=2))[0]
+    assert without[0] == without[1:].max()
+
+
+def test_bad_plans_are_refused() -> None:
+    with pytest.raises(BadRequestError, match="size"):
+        WindowPlan(size=4)
+    with pytest.raises(BadRequestError, match="overlap"):
+        WindowPlan(size=64, overlap=40)
