@@ -27,3 +27,23 @@ def fake_compressor(fake_scorer: FakeScorer) -> Compressor:
 @pytest.fixture(scope="session")
 def seed_request() -> dict:
     return json.loads((ROOT / "examples" / "seed_request.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_scorer_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tersify.export import export_scorer
+
+    out = tmp_path_factory.mktemp("scorers") / "tiny"
+    return export_scorer(str(tiny_model_dir), out, int8=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_compressor(tiny_scorer_dir: Path) -> Compressor:
+    return Compressor(str(tiny_scorer_dir))

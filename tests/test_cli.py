@@ -1,0 +1,103 @@
+"""The ``tersify`` command, run as a user runs it: a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "examples" / "seed_request.json"
+
+
+def tersify(*args: str, stdin: bytes | None = None, home: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+    env = dict(os.environ)
+    if home is not None:
+        env["TERSIFY_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "tersify.cli", *args],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_compress_prints_the_seed_answer_format(tiny_scorer_dir: Path) -> None:
+    done = tersify("compress", "--scorer", str(tiny_scorer_dir), str(SEED))
+    assert done.returncode == 0, done.stderr.decode()
+    answer = json.loads(done.stdout)
+    data = answer["data"]
+    assert set(data) == {"compressed_prompt", "origin_tokens", "compressed_tokens", "ratio", "rate", "saving"}
+    assert data["origin_tokens"] == 3701
+    assert abs(data["compressed_tokens"] - 2961) <= 74
+    assert data["ratio"] == f"{3701 / data['compressed_tokens']:.1f}x"
+    assert data["rate"] == f"{data['compressed_tokens'] / 3701 * 100:.1f}%"
+    assert data["saving"].startswith(", Saving $") and data["saving"].endswith(" in GPT-4.")
+    assert "\ufffd" not in data["compressed_prompt"]
+
+
+def test_compress_reads_stdin_and_a_string_context(tiny_scorer_dir: Path) -> None:
+    request = {"context": "Alice met Bob in Paris. " * 30, "question": "Where?", "target_token": 60}
+    done = tersify("compress", "--scorer", str(tiny_scorer_dir), "-", stdin=json.dumps(request).encode())
+    assert done.returncode == 0, done.stderr.decode()
+    data = json.loads(done.stdout)["data"]
+    assert 57 <= data["compressed_tokens"] <= 60
+    assert data["compressed_prompt"].endswith("Where?")
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"question": "q"}', "no 'context'"),
+        (b'{"context": []}', "empty"),
+        (b'{"context": [42]}', "context[0]"),
+        (b'{"context": {"a": 1}}', "'context' must be"),
+        (b'{"context": ["x"], "rate": 1.5}', "rate=1.5"),
+        (b'{"context": ["x"], "rate": 0}', "rate=0"),
+        (b'{"context": ["x"], "ratio": "0.2"}', "ratio"),
+        (b'{"context": ["x"], "question": 7}', "'question'"),
+        (b'{"context": ["x"], "budget": 7}', "unknown field 'budget'"),
+        (b'\xff\xfe', "not valid JSON"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tiny_scorer_dir: Path, payload: bytes, expected: str) -> None:
+    done = tersify("compress", "--scorer", str(tiny_scorer_dir), "-", stdin=payload)
+    assert done.returncode == 2
+    assert done.stdout == b""
+    err = done.stderr.decode()
+    assert err.count("\n") == 1 and err.startswith("tersify: error: ")
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_missing_file_is_bad_input(tmp_path: Path) -> None:
+    done = tersify("compress", str(tmp_path / "nope.json"))
+    assert done.returncode == 2 and done.stdout == b""
+    assert "cannot read" in done.stderr.decode()
+
+
+def test_missing_scorer_says_how_to_export(tmp_path: Path) -> None:
+    done = tersify("compress", str(SEED), home=tmp_path)
+    assert done.returncode == 1 and done.stdout == b""
+    err = done.stderr.decode()
+    assert err.count("\n") == 1 and "tersify export --model NAME" in err
+
+
+def test_export_reuses_a_complete_scorer(tiny_scorer_dir: Path, tiny_model_dir: Path) -> None:
+    done = tersify("export", "--model", str(tiny_model_dir), "--out", str(tiny_scorer_dir), "--skip-existing")
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip() == str(tiny_scorer_dir)
+    assert "already exported" in done.stderr.decode()
+
+
+def test_export_of_a_missing_model_fails_clearly(tmp_path: Path) -> None:
+    done = tersify("export", "--model", str(tmp_path / "none.gguf"), "--out", str(tmp_path / "o"))
+    assert done.returncode == 1 and "no such GGUF file" in done.stderr.decode()

@@ -1,0 +1,83 @@
+"""``tersify.PromptCompressor`` answers like LLMLingua 0.2.2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fakes import FakeScorer
+from texts import sample_text
+
+from tersify import BadRequestError, PromptCompressor, UnsupportedOptionError
+
+
+@pytest.fixture()
+def llm_lingua() -> PromptCompressor:
+    return PromptCompressor(FakeScorer())  # type: ignore[arg-type]
+
+
+def test_keys_and_display_strings(llm_lingua: PromptCompressor) -> None:
+    context = [sample_text("english", 4000, 3), sample_text("english", 2000, 4)]
+    out = llm_lingua.compress_prompt(context, instruction="Answer briefly.", question="Who?", rate=0.25)
+    assert set(out) == {"compressed_prompt", "origin_tokens", "compressed_tokens", "ratio", "rate", "saving"}
+    assert out["ratio"] == f"{out['origin_tokens'] / out['compressed_tokens']:.1f}x"
+    assert out["rate"] == f"{out['compressed_tokens'] / out['origin_tokens'] * 100:.1f}%"
+    assert abs(out["compressed_tokens"] / out["origin_tokens"] - 0.25) <= 0.02
+    assert out["compressed_prompt"].startswith("Answer briefly.\n\n")
+
+
+def test_target_token_overrides_rate(llm_lingua: PromptCompressor) -> None:
+    out = llm_lingua.compress_prompt(sample_text("code", 5000, 5), rate=0.9, target_token=200)
+    assert 197 <= out["compressed_tokens"] <= 200
+
+
+def test_default_valued_options_are_accepted(llm_lingua: PromptCompressor) -> None:
+    out = llm_lingua.compress_prompt(
+        [sample_text("english", 2000, 6)],
+        rate=0.5,
+        iterative_size=200,
+        condition_in_question="none",
+        reorder_context="original",
+        dynamic_context_compression_ratio=0,
+        force_tokens=[],
+        use_token_level_filter=True,
+        context_budget="+100",
+    )
+    assert out["compressed_tokens"] < out["origin_tokens"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("condition_in_question", "after_condition"),
+        ("reorder_context", "sort"),
+        ("dynamic_context_compression_ratio", 0.3),
+        ("force_tokens", ["\n"]),
+        ("use_sentence_level_filter", True),
+        ("rank_method", "longllmlingua"),
+        ("condition_compare", True),
+        ("context_budget", "*1.5"),
+        ("force_context_ids", [0]),
+    ],
+)
+def test_unimplemented_options_raise(llm_lingua: PromptCompressor, name: str, value: object) -> None:
+    with pytest.raises(UnsupportedOptionError, match=name):
+        llm_lingua.compress_prompt(["some text here"], rate=0.5, **{name: value})
+
+
+def test_unknown_option_is_a_type_error_like_message(llm_lingua: PromptCompressor) -> None:
+    with pytest.raises(BadRequestError, match="unexpected keyword argument 'ratee'"):
+        llm_lingua.compress_prompt(["x y z"], ratee=0.5)
+
+
+def test_llmlingua2_and_model_config_are_refused() -> None:
+    with pytest.raises(UnsupportedOptionError, match="use_llmlingua2"):
+        PromptCompressor(FakeScorer(), use_llmlingua2=True)  # type: ignore[arg-type]
+    with pytest.raises(UnsupportedOptionError, match="model_config"):
+        PromptCompressor(FakeScorer(), model_config={"revision": "main"})  # type: ignore[arg-type]
+
+
+def test_real_scorer_folder_by_model_name(tiny_scorer_dir: Path) -> None:
+    llm_lingua = PromptCompressor(str(tiny_scorer_dir), device_map="cpu")
+    out = llm_lingua.compress_prompt(sample_text("mixed", 3000, 8), rate=0.4)
+    assert abs(out["compressed_tokens"] / out["origin_tokens"] - 0.4) <= 0.02
