@@ -1,0 +1,93 @@
+"""Real pretrained scorers: the default (Gemma 3 270M) and SmolLM2-135M.
+
+``make test`` exports the default scorer first; SmolLM2 is exported here once and kept
+under TERSIFY_HOME.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_compressor import check_properties
+from texts import sample_text
+
+from tersify import Compressor
+from tersify.client import open_scorer
+from tersify.client.bundle import Bundle
+from tersify.export import export_scorer, graph
+from tersify.export.models import load, resolve
+from tersify.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+ENGLISH = (
+    "The committee met on Tuesday to review the budget for the new library. After a long "
+    "discussion, it approved the plan, but asked the architects to reduce the cost of the "
+    "roof by ten percent before construction begins in March."
+)
+CHINESE = (
+    "LongLLMLingua利用Prompt压缩增强大语言模型在长上下文场景下感知关键信息的能力，"
+    "能够有效缓解Lost in the Middle问题，十分适合检索增强生成场景中使用。"
+)
+
+
+@pytest.fixture(scope="module")
+def default_compressor() -> Compressor:
+    return Compressor()
+
+
+@pytest.fixture(scope="module")
+def smollm2_folder() -> Path:
+    return export_scorer("smollm2-135m", skip_existing=True)
+
+
+def test_seed_request_meets_the_acceptance(default_compressor: Compressor, seed_request: dict) -> None:
+    result = default_compressor.compress(
+        seed_request["context"], question=seed_request["question"], ratio=seed_request["ratio"]
+    )
+    assert default_compressor.scorer.name == "gemma-3-270m"
+    assert result.origin_tokens == 3701
+    assert abs(result.compressed_tokens - 2961) <= 74
+    check_properties(result, seed_request["context"], seed_request["question"])
+
+
+@pytest.mark.parametrize(("kind", "rate"), [("english", 0.1), ("chinese", 0.5), ("code", 0.9), ("mixed", 0.33)])
+def test_rates_hold_on_the_real_scorer(default_compressor: Compressor, kind: str, rate: float) -> None:
+    text = sample_text(kind, 2500, 11)
+    result = default_compressor.compress([text], question="What is this about?", rate=rate)
+    check_properties(result, [text], "What is this about?")
+    assert result.compressed_tokens <= result.target_tokens
+    assert abs(result.rate - rate) <= 0.02 or result.target_tokens - result.compressed_tokens <= 3
+
+
+def test_long_prompt_lands_on_budget(smollm2_folder: Path) -> None:
+    text = sample_text("english", 80_000, 12)  # about 18k target tokens
+    compressor = Compressor(str(smollm2_folder))
+    result = compressor.compress([text], rate=0.2)
+    assert result.origin_tokens > 15_000
+    assert abs(result.rate - 0.2) <= 0.02
+    check_properties(result, [text], "")
+
+
+def _compare_with_pytorch(model: str, folder: Path) -> float:
+    lm, tokenizer = load(resolve(model, Settings.from_env().home))
+    module = graph.logprob_module(lm)
+    bos = Bundle.open(folder).manifest.bos_token_id
+    windows = [
+        np.asarray([bos, *tokenizer.encode(text, add_special_tokens=False)], dtype=np.int64)
+        for text in (ENGLISH, CHINESE)
+    ]
+    reference = graph.torch_logprobs(module, windows)
+    got = open_scorer(folder).logprobs(windows)
+    return graph.max_difference(reference, got)
+
+
+def test_smollm2_onnx_agrees_with_pytorch(smollm2_folder: Path) -> None:
+    assert _compare_with_pytorch("smollm2-135m", smollm2_folder) <= 1e-3
+
+
+def test_gemma_onnx_agrees_with_pytorch() -> None:
+    folder = Settings.from_env().scorer_folder("gemma-3-270m")
+    assert _compare_with_pytorch("gemma-3-270m", folder) <= 1e-3
