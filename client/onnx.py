@@ -84,7 +84,9 @@ class OnnxScorer:
             try:
                 (out,) = self._session.run(["token_logprobs"], {"input_ids": ids})
             except Exception as exc:  # onnxruntime's errors have no common public base
-                raise ScorerError(f"the ONNX scorer failed on a [{len(batch)}, {width}] batch: {exc}") from exc
+                raise ScorerError(
+                    f"the ONNX scorer failed on a [{len(batch)}, {width}] batch: {exc}"
+                ) from exc
             for row, index in enumerate(batch):
                 results[index] = np.asarray(out[row, : len(windows[index])], dtype=np.float32)
         return results

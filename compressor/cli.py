@@ -89,21 +89,28 @@ def _parser() -> argparse.ArgumentParser:
     compress = commands.add_parser("compress", help="compress a request in the seed's JSON format")
     compress.add_argument("file", nargs="?", default="-", help="request JSON file, or - for stdin")
     compress.add_argument(
-        "--scorer", default=None, help="exported scorer: model name or folder (default: gemma-3-270m)"
+        "--scorer",
+        default=None,
+        help="exported scorer: model name or folder (default: gemma-3-270m)",
     )
     compress.add_argument(
-        "--encoding", default=DEFAULT_ENCODING, choices=SHIPPED_ENCODINGS,
+        "--encoding",
+        default=DEFAULT_ENCODING,
+        choices=SHIPPED_ENCODINGS,
         help="the target LLM's tokenizer, in which budgets are counted",
     )
     compress.add_argument(
-        "--price-per-1k", type=float, default=DEFAULT_PRICE_PER_1K,
+        "--price-per-1k",
+        type=float,
+        default=DEFAULT_PRICE_PER_1K,
         help="USD per 1,000 target tokens, for the 'saving' field",
     )
     compress.set_defaults(run=_compress)
 
     export = commands.add_parser("export", help="export a Hugging Face causal LM as an ONNX scorer")
     export.add_argument(
-        "--model", required=True,
+        "--model",
+        required=True,
         help="gemma-3-270m, smollm2-135m, a .gguf file, a local HF folder, or a hub id",
     )
     export.add_argument("--out", default=None, help="output folder (default: under TERSIFY_HOME)")

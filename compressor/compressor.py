@@ -79,8 +79,8 @@ class Compressor:
                 "or an object with tokenize() and logprobs()"
             )
         self._scorer = scorer
-        self._encoding = encoding if isinstance(encoding, tiktoken.Encoding) else load_encoding(
-            encoding
+        self._encoding = (
+            encoding if isinstance(encoding, tiktoken.Encoding) else load_encoding(encoding)
         )
         self._window = window or WindowPlan()
 
@@ -118,7 +118,9 @@ class Compressor:
             return self._result(original, origin_tokens, origin_tokens, target, started)
 
         tokenized = [self._scorer.tokenize(text) for text in contexts]
-        units = [group_units(t.offsets, len(text)) for t, text in zip(tokenized, contexts, strict=True)]
+        units = [
+            group_units(t.offsets, len(text)) for t, text in zip(tokenized, contexts, strict=True)
+        ]
         scoring_started = time.perf_counter()
         losses = token_losses(self._scorer, [t.ids for t in tokenized], self._window)
         scorer_seconds = time.perf_counter() - scoring_started
@@ -173,9 +175,7 @@ def _check_texts(context: object, question: object, instruction: object) -> list
         )
     for index, item in enumerate(contexts):
         if not isinstance(item, str):
-            raise BadRequestError(
-                f"context[{index}] must be a string, not {type(item).__name__}"
-            )
+            raise BadRequestError(f"context[{index}] must be a string, not {type(item).__name__}")
     if not any(contexts):
         raise BadRequestError("context is empty: give at least one non-empty text to compress")
     for name, value in (("question", question), ("instruction", instruction)):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tersify.budget import Budget
@@ -28,7 +28,7 @@ class CompressRequest:
     context: tuple[str, ...]
     question: str = ""
     instruction: str = ""
-    budget: Budget = Budget()
+    budget: Budget = field(default_factory=Budget)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> CompressRequest:
@@ -83,9 +83,7 @@ def _texts(value: Any) -> tuple[str, ...]:
         raise BadRequestError("'context' must be a string or a list of strings")
     for index, item in enumerate(items):
         if not isinstance(item, str):
-            raise BadRequestError(
-                f"context[{index}] must be a string, not {type(item).__name__}"
-            )
+            raise BadRequestError(f"context[{index}] must be a string, not {type(item).__name__}")
     if not any(items):
         raise BadRequestError("'context' is empty: give at least one non-empty text")
     return tuple(items)

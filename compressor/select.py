@@ -21,10 +21,10 @@ SEPARATOR = "\n\n"
 
 
 def join_prompt(instruction: str, contexts: Sequence[str], question: str) -> str:
-    """LLMLingua's layout: instruction, contexts, question, blank lines between, empties skipped.
+    r"""LLMLingua's layout: instruction, contexts, question, blank lines between, empties skipped.
 
     >>> join_prompt("Answer.", ["a", "", "b"], "Why?")
-    'Answer.\\n\\na\\n\\nb\\n\\nWhy?'
+    'Answer.\n\na\n\nb\n\nWhy?'
     """
     return SEPARATOR.join(part for part in (instruction, *contexts, question) if part)
 

@@ -18,7 +18,7 @@ from tersify.scoring import FloatArray, IntArray, Scorer
 
 @dataclass(frozen=True)
 class WindowPlan:
-    """Window sizes in scorer tokens: each window holds ``size`` ids, ``overlap`` of them context."""
+    """Window sizes in scorer tokens: ``size`` ids per window, ``overlap`` of them context."""
 
     size: int = 512
     overlap: int = 64

@@ -116,9 +116,8 @@ def _build(
             graph.quantize_int8(fp32, int8_path)
             quantized = graph.onnx_logprobs(int8_path, windows)
         verification["int8_max_abs_diff"] = graph.max_difference(reference, quantized)
-        verification["int8_mean_abs_diff"] = float(
-            np.mean(np.concatenate([np.abs(a - b) for a, b in zip(reference, quantized)]))
-        )
+        errors = [np.abs(a - b) for a, b in zip(reference, quantized, strict=True)]
+        verification["int8_mean_abs_diff"] = float(np.mean(np.concatenate(errors)))
         say(f"  int8 mean |log p| difference: {verification['int8_mean_abs_diff']:.3f}")
         model_files["int8"] = int8_path.name
     with _step(say, "hashing files"):
@@ -153,7 +152,7 @@ def _is_complete(folder: Path) -> bool:
     return True
 
 
-class _step:  # noqa: N801 - used as a lowercase context manager, like contextlib's
+class _step:
     """Reports a long step's start and how long it took."""
 
     def __init__(self, say: Progress, what: str) -> None:
@@ -176,6 +175,4 @@ def _require_export_extra() -> None:
         except ImportError:
             missing.append(module)
     if missing:
-        raise ExportError(
-            f"export needs {', '.join(missing)}: pip install 'tersify[export]'"
-        )
+        raise ExportError(f"export needs {', '.join(missing)}: pip install 'tersify[export]'")

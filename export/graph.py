@@ -36,7 +36,7 @@ def logprob_module(model: Any) -> Any:
     """Wrap a causal LM so that it returns per-token log-probs instead of logits."""
     import torch
 
-    class TokenLogprobs(torch.nn.Module):  # type: ignore[misc]
+    class TokenLogprobs(torch.nn.Module):
         def __init__(self, lm: Any) -> None:
             super().__init__()
             self.lm = lm

@@ -95,7 +95,7 @@ def load(source: ModelSource) -> tuple[Any, Any]:
             if hasattr(config, "quantization_config"):
                 del config.quantization_config
             config._attn_implementation = "eager"
-            model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+            model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)  # type: ignore[no-untyped-call]
             outcome = model.load_state_dict(loaded.state_dict(), strict=False)
             model.tie_weights()
             missing = set(outcome.missing_keys) - {"lm_head.weight"}

@@ -9,9 +9,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fakes import FakeScorer  # noqa: E402
-
 from tersify import Compressor  # noqa: E402
+
+from fakes import FakeScorer  # noqa: E402
 
 
 @pytest.fixture()

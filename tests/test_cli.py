@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "examples" / "seed_request.json"
 
 
-def tersify(*args: str, stdin: bytes | None = None, home: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+def tersify(
+    *args: str, stdin: bytes | None = None, home: Path | None = None
+) -> subprocess.CompletedProcess[bytes]:
     env = dict(os.environ)
     if home is not None:
         env["TERSIFY_HOME"] = str(home)
@@ -33,7 +35,14 @@ def test_compress_prints_the_seed_answer_format(tiny_scorer_dir: Path) -> None:
     assert done.returncode == 0, done.stderr.decode()
     answer = json.loads(done.stdout)
     data = answer["data"]
-    assert set(data) == {"compressed_prompt", "origin_tokens", "compressed_tokens", "ratio", "rate", "saving"}
+    assert set(data) == {
+        "compressed_prompt",
+        "origin_tokens",
+        "compressed_tokens",
+        "ratio",
+        "rate",
+        "saving",
+    }
     assert data["origin_tokens"] == 3701
     assert abs(data["compressed_tokens"] - 2961) <= 74
     assert data["ratio"] == f"{3701 / data['compressed_tokens']:.1f}x"
@@ -44,7 +53,9 @@ def test_compress_prints_the_seed_answer_format(tiny_scorer_dir: Path) -> None:
 
 def test_compress_reads_stdin_and_a_string_context(tiny_scorer_dir: Path) -> None:
     request = {"context": "Alice met Bob in Paris. " * 30, "question": "Where?", "target_token": 60}
-    done = tersify("compress", "--scorer", str(tiny_scorer_dir), "-", stdin=json.dumps(request).encode())
+    done = tersify(
+        "compress", "--scorer", str(tiny_scorer_dir), "-", stdin=json.dumps(request).encode()
+    )
     assert done.returncode == 0, done.stderr.decode()
     data = json.loads(done.stdout)["data"]
     assert 57 <= data["compressed_tokens"] <= 60
@@ -65,10 +76,12 @@ def test_compress_reads_stdin_and_a_string_context(tiny_scorer_dir: Path) -> Non
         (b'{"context": ["x"], "ratio": "0.2"}', "ratio"),
         (b'{"context": ["x"], "question": 7}', "'question'"),
         (b'{"context": ["x"], "budget": 7}', "unknown field 'budget'"),
-        (b'\xff\xfe', "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(tiny_scorer_dir: Path, payload: bytes, expected: str) -> None:
+def test_bad_input_is_one_line_and_exit_2(
+    tiny_scorer_dir: Path, payload: bytes, expected: str
+) -> None:
     done = tersify("compress", "--scorer", str(tiny_scorer_dir), "-", stdin=payload)
     assert done.returncode == 2
     assert done.stdout == b""
@@ -92,7 +105,9 @@ def test_missing_scorer_says_how_to_export(tmp_path: Path) -> None:
 
 
 def test_export_reuses_a_complete_scorer(tiny_scorer_dir: Path, tiny_model_dir: Path) -> None:
-    done = tersify("export", "--model", str(tiny_model_dir), "--out", str(tiny_scorer_dir), "--skip-existing")
+    done = tersify(
+        "export", "--model", str(tiny_model_dir), "--out", str(tiny_scorer_dir), "--skip-existing"
+    )
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode().strip() == str(tiny_scorer_dir)
     assert "already exported" in done.stderr.decode()

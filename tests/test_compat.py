@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fakes import FakeScorer
-from texts import sample_text
 
 from tersify import BadRequestError, PromptCompressor, UnsupportedOptionError
+
+from fakes import FakeScorer
+from texts import sample_text
 
 
 @pytest.fixture()
@@ -18,8 +19,17 @@ def llm_lingua() -> PromptCompressor:
 
 def test_keys_and_display_strings(llm_lingua: PromptCompressor) -> None:
     context = [sample_text("english", 4000, 3), sample_text("english", 2000, 4)]
-    out = llm_lingua.compress_prompt(context, instruction="Answer briefly.", question="Who?", rate=0.25)
-    assert set(out) == {"compressed_prompt", "origin_tokens", "compressed_tokens", "ratio", "rate", "saving"}
+    out = llm_lingua.compress_prompt(
+        context, instruction="Answer briefly.", question="Who?", rate=0.25
+    )
+    assert set(out) == {
+        "compressed_prompt",
+        "origin_tokens",
+        "compressed_tokens",
+        "ratio",
+        "rate",
+        "saving",
+    }
     assert out["ratio"] == f"{out['origin_tokens'] / out['compressed_tokens']:.1f}x"
     assert out["rate"] == f"{out['compressed_tokens'] / out['origin_tokens'] * 100:.1f}%"
     assert abs(out["compressed_tokens"] / out["origin_tokens"] - 0.25) <= 0.02
@@ -60,7 +70,9 @@ def test_default_valued_options_are_accepted(llm_lingua: PromptCompressor) -> No
         ("force_context_ids", [0]),
     ],
 )
-def test_unimplemented_options_raise(llm_lingua: PromptCompressor, name: str, value: object) -> None:
+def test_unimplemented_options_raise(
+    llm_lingua: PromptCompressor, name: str, value: object
+) -> None:
     with pytest.raises(UnsupportedOptionError, match=name):
         llm_lingua.compress_prompt(["some text here"], rate=0.5, **{name: value})
 

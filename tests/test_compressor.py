@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fakes import FakeScorer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from texts import KINDS, sample_text
 
 from tersify import BadRequestError, CompressionResult, Compressor
+
+from fakes import FakeScorer
+from texts import KINDS, sample_text
 
 
 def is_subsequence(small: str, big: str) -> bool:
@@ -92,7 +93,9 @@ def test_budget_below_the_question_keeps_only_instruction_and_question(
     fake_compressor: Compressor,
 ) -> None:
     question = "Which of the three documents mentions the bridge, and when was it signed?"
-    result = fake_compressor.compress([sample_text("english", 3000, 2)], question=question, target_token=5)
+    result = fake_compressor.compress(
+        [sample_text("english", 3000, 2)], question=question, target_token=5
+    )
     assert result.compressed_prompt == question
 
 

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_compressor import check_properties
-from texts import sample_text
 
 from tersify import Compressor
 from tersify.client import open_scorer
@@ -19,6 +17,9 @@ from tersify.client.bundle import Bundle
 from tersify.export import export_scorer, graph
 from tersify.export.models import load, resolve
 from tersify.settings import Settings
+
+from test_compressor import check_properties
+from texts import sample_text
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,9 @@ def smollm2_folder() -> Path:
     return export_scorer("smollm2-135m", skip_existing=True)
 
 
-def test_seed_request_meets_the_acceptance(default_compressor: Compressor, seed_request: dict) -> None:
+def test_seed_request_meets_the_acceptance(
+    default_compressor: Compressor, seed_request: dict
+) -> None:
     result = default_compressor.compress(
         seed_request["context"], question=seed_request["question"], ratio=seed_request["ratio"]
     )
@@ -53,8 +56,12 @@ def test_seed_request_meets_the_acceptance(default_compressor: Compressor, seed_
     check_properties(result, seed_request["context"], seed_request["question"])
 
 
-@pytest.mark.parametrize(("kind", "rate"), [("english", 0.1), ("chinese", 0.5), ("code", 0.9), ("mixed", 0.33)])
-def test_rates_hold_on_the_real_scorer(default_compressor: Compressor, kind: str, rate: float) -> None:
+@pytest.mark.parametrize(
+    ("kind", "rate"), [("english", 0.1), ("chinese", 0.5), ("code", 0.9), ("mixed", 0.33)]
+)
+def test_rates_hold_on_the_real_scorer(
+    default_compressor: Compressor, kind: str, rate: float
+) -> None:
     text = sample_text(kind, 2500, 11)
     result = default_compressor.compress([text], question="What is this about?", rate=rate)
     check_properties(result, [text], "What is this about?")

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import numpy as np
-from fakes import FakeScorer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tersify.encoding import count_tokens, load_encoding
 from tersify.scoring import group_units
 from tersify.select import Assembler, fit_budget, join_prompt, rank
+
+from fakes import FakeScorer
 
 ENC = load_encoding()
 
@@ -34,12 +35,17 @@ def _slow_build(texts: list[str], assembler: Assembler, keep: np.ndarray) -> str
 
 
 @given(
-    st.lists(st.text(alphabet=st.sampled_from(list("ab 压缩\n.")), max_size=40), min_size=1, max_size=4),
+    st.lists(
+        st.text(alphabet=st.sampled_from(list("ab 压缩\n.")), max_size=40), min_size=1, max_size=4
+    ),
     st.data(),
 )
 def test_build_matches_slow_reference(texts: list[str], data: st.DataObject) -> None:
     assembler = _assembler(texts)
-    keep = np.array(data.draw(st.lists(st.booleans(), min_size=assembler.n_units, max_size=assembler.n_units)), dtype=bool)
+    keep = np.array(
+        data.draw(st.lists(st.booleans(), min_size=assembler.n_units, max_size=assembler.n_units)),
+        dtype=bool,
+    )
     assert assembler.build(keep) == _slow_build(texts, assembler, keep)
 
 
@@ -59,7 +65,8 @@ def test_fit_budget_lands_on_the_largest_prefix_that_fits(seed: int, budget: int
     assert tokens <= budget
     # one more unit would not fit, unless everything is already kept
     k = next(
-        k for k in range(assembler.n_units + 1)
+        k
+        for k in range(assembler.n_units + 1)
         if assembler.build(np.isin(np.arange(assembler.n_units), order[:k])) == prompt
     )
     if k < assembler.n_units:

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_compressor import check_properties
-from texts import KINDS, sample_text
 
 from tersify import Compressor, ScorerUnavailableError
 from tersify.client import open_scorer
 from tersify.client.bundle import Bundle, file_sha256
 from tersify.export import graph
+
+from test_compressor import check_properties
+from texts import KINDS, sample_text
 
 
 def test_manifest_describes_the_export(tiny_scorer_dir: Path) -> None:
@@ -66,7 +67,11 @@ def test_chinese_units_never_split(tiny_compressor: Compressor) -> None:
     assert "\ufffd" not in result.compressed_prompt
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     kind=st.sampled_from(KINDS),
     n_chars=st.integers(600, 60_000),

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import numpy as np
-from fakes import FakeScorer
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tersify.scoring import group_units
+
+from fakes import FakeScorer
 
 
 def _check_tiling(text: str) -> None:

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fakes import FakeScorer
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tersify import BadRequestError, WindowPlan
 from tersify.windows import token_losses
+
+from fakes import FakeScorer
 
 
 @given(st.integers(0, 3000), st.integers(8, 600), st.integers(0, 300), st.integers(8, 700))

@@ -7,14 +7,14 @@ import inspect
 import json
 import random
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 KINDS = ("english", "chinese", "code", "mixed")
 SEED = Path(__file__).resolve().parent.parent / "examples" / "seed_request.json"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pool(kind: str) -> tuple[str, ...]:
     if kind == "english":
         from pydoc_data.topics import topics

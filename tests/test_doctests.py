@@ -1,0 +1,27 @@
+"""The examples in docstrings run, imported under their installed names."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "tersify.budget",
+    "tersify.encoding",
+    "tersify.scoring",
+    "tersify.select",
+    "tersify.windows",
+    "tersify.compressor",
+    "tersify.compat",
+    "tersify.client",
+    "tersify.client.onnx",
+    "tersify.export",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
