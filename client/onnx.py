@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import onnxruntime as ort
-from tokenizers import Tokenizer
 
 from tersify.client.bundle import Bundle
+from tersify.client.tokenizer import BundleTokenizer
 from tersify.errors import BadRequestError, ScorerError, ScorerUnavailableError
 from tersify.scoring import FloatArray, IntArray, Tokenized
 
@@ -33,6 +33,7 @@ class OnnxScorer:
         if batch_tokens < 1:
             raise BadRequestError(f"batch_tokens={batch_tokens} must be positive")
         self._bundle = bundle
+        self._tokenizer = BundleTokenizer(bundle)
         self._batch_tokens = batch_tokens
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -44,8 +45,7 @@ class OnnxScorer:
             self._session = ort.InferenceSession(
                 str(bundle.model_path(variant)), sess_options=options, providers=chosen
             )
-            self._tokenizer = Tokenizer.from_file(str(bundle.tokenizer_path))
-        except Exception as exc:  # onnxruntime and tokenizers raise their own base types
+        except Exception as exc:  # onnxruntime raises its own base types
             raise ScorerUnavailableError(
                 f"cannot load the scorer in {bundle.folder}: {exc}; export it again"
             ) from exc
@@ -67,11 +67,7 @@ class OnnxScorer:
 
     def tokenize(self, text: str) -> Tokenized:
         """Token ids and character offsets of ``text``, without special tokens."""
-        encoding = self._tokenizer.encode(text, add_special_tokens=False)
-        return Tokenized(
-            ids=np.asarray(encoding.ids, dtype=np.int64),
-            offsets=np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2),
-        )
+        return self._tokenizer.tokenize(text)
 
     def logprobs(self, windows: Sequence[IntArray]) -> list[FloatArray]:
         """Per-token log-probs of each window, run in length-sorted, padded batches."""

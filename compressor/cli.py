@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from tersify import cli_triton
 from tersify.compressor import DEFAULT_PRICE_PER_1K, Compressor
 from tersify.encoding import DEFAULT_ENCODING, SHIPPED_ENCODINGS
 from tersify.errors import BadRequestError, TersifyError
@@ -88,23 +89,7 @@ def _parser() -> argparse.ArgumentParser:
 
     compress = commands.add_parser("compress", help="compress a request in the seed's JSON format")
     compress.add_argument("file", nargs="?", default="-", help="request JSON file, or - for stdin")
-    compress.add_argument(
-        "--scorer",
-        default=None,
-        help="exported scorer: model name or folder (default: gemma-3-270m)",
-    )
-    compress.add_argument(
-        "--encoding",
-        default=DEFAULT_ENCODING,
-        choices=SHIPPED_ENCODINGS,
-        help="the target LLM's tokenizer, in which budgets are counted",
-    )
-    compress.add_argument(
-        "--price-per-1k",
-        type=float,
-        default=DEFAULT_PRICE_PER_1K,
-        help="USD per 1,000 target tokens, for the 'saving' field",
-    )
+    _compression_options(compress)
     compress.set_defaults(run=_compress)
 
     export = commands.add_parser("export", help="export a Hugging Face causal LM as an ONNX scorer")
@@ -120,7 +105,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--quiet", action="store_true", help="no progress on stderr")
     export.set_defaults(run=_export)
+    cli_triton.add_commands(commands, _compression_options)
     return parser
+
+
+def _compression_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scorer",
+        default=None,
+        help="exported scorer name or folder, or grpc://HOST:PORT (default: gemma-3-270m)",
+    )
+    parser.add_argument(
+        "--encoding",
+        default=DEFAULT_ENCODING,
+        choices=SHIPPED_ENCODINGS,
+        help="the target LLM's tokenizer, in which budgets are counted",
+    )
+    parser.add_argument(
+        "--price-per-1k",
+        type=float,
+        default=DEFAULT_PRICE_PER_1K,
+        help="USD per 1,000 target tokens, for the 'saving' field",
+    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,10 @@ from tersify.scoring import FloatArray, IntArray, Scorer
 
 @dataclass(frozen=True)
 class WindowPlan:
-    """Window sizes in scorer tokens: ``size`` ids per window, ``overlap`` of them context."""
+    """Window sizes in scorer ids: ``size`` per window (BOS included), ``overlap`` as context.
+
+    A scorer with a shorter ``max_window`` gets windows of its length instead.
+    """
 
     size: int = 512
     overlap: int = 64
@@ -37,13 +40,12 @@ class WindowPlan:
         >>> WindowPlan(size=10, overlap=2).spans(20, 10)
         [(0, 0, 10), (8, 10, 18), (16, 18, 20)]
         """
-        size = min(self.size, capacity)
-        overlap = min(self.overlap, size // 2)
+        overlap = min(self.overlap, capacity // 2)
         spans = []
         score_start = 0
         while score_start < n_tokens:
             context_start = max(0, score_start - overlap)
-            stop = min(n_tokens, context_start + size)
+            stop = min(n_tokens, context_start + capacity)
             spans.append((context_start, score_start, stop))
             score_start = stop
         return spans
@@ -59,8 +61,8 @@ def token_losses(
     ranks as informative rather than as free to drop.
     """
     bos = scorer.bos_token_id
-    capacity = scorer.max_window - (1 if bos is not None else 0)
-    if capacity < 8:
+    capacity = min(plan.size, scorer.max_window) - (1 if bos is not None else 0)
+    if capacity < 4:
         raise BadRequestError(f"the scorer's max_window={scorer.max_window} is too small")
     windows: list[IntArray] = []
     placements: list[tuple[int, int, int, int]] = []

@@ -1,0 +1,258 @@
+"""The Triton scorer: token windows to Triton over gRPC, log-probs back.
+
+Windows are right-padded to a few fixed lengths so that Triton's dynamic batcher can
+merge requests of many callers (it merges only equal shapes); each window is its own
+request, several in flight at once. Every request has a deadline; while the server is
+unavailable, requests are retried with backoff, then fail with one clear error.
+
+The sync scorer (a thread pool over ``tritonclient.grpc``) and the async one
+(``tritonclient.grpc.aio``) share request building, parsing and error conversion; only
+the transport differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+
+from tersify.client.bundle import Bundle
+from tersify.client.tokenizer import BundleTokenizer
+from tersify.client.triton_config import INPUT_NAME, MODEL_NAME, OUTPUT_NAME, Batching
+from tersify.errors import (
+    BadRequestError,
+    ScorerError,
+    ScorerTimeoutError,
+    ScorerUnavailableError,
+    TersifyError,
+)
+from tersify.scoring import FloatArray, IntArray, Tokenized
+
+try:
+    import tritonclient.grpc as grpcclient
+    import tritonclient.grpc.aio as aioclient
+    from tritonclient.utils import InferenceServerException
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "the Triton scorer needs tritonclient: pip install 'tersify[triton]'"
+    ) from exc
+
+_UNAVAILABLE = ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED")
+# gRPC's default reconnect backoff grows to minutes; a restarted Triton should be found
+# again within a second.
+_CHANNEL_ARGS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+]
+_TIMEOUT = ("StatusCode.DEADLINE_EXCEEDED", "Deadline Exceeded")
+
+
+@dataclass(frozen=True)
+class TritonTarget:
+    """Where the scorer is served: ``grpc://host:port[/model][?scorer=NAME]``."""
+
+    address: str
+    model: str = MODEL_NAME
+    scorer: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> TritonTarget:
+        """Parse a scorer URL.
+
+        >>> TritonTarget.parse("grpc://127.0.0.1:8001/tersify_scorer?scorer=smollm2-135m")
+        TritonTarget(address='127.0.0.1:8001', model='tersify_scorer', scorer='smollm2-135m')
+        """
+        parsed = urlparse(url)
+        if parsed.scheme != "grpc" or not parsed.hostname or not parsed.port:
+            raise BadRequestError(f"scorer={url!r}: a Triton scorer URL is grpc://HOST:PORT")
+        model = parsed.path.strip("/") or MODEL_NAME
+        scorer = parse_qs(parsed.query).get("scorer", [None])[0]
+        return cls(address=f"{parsed.hostname}:{parsed.port}", model=model, scorer=scorer)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Per-request deadline, and how long and how often to retry an unavailable server."""
+
+    timeout_s: float = 60.0
+    retry_for_s: float = 10.0
+    first_backoff_s: float = 0.1
+    max_backoff_s: float = 2.0
+
+
+class _TritonScorerBase:
+    """Request building, parsing and error conversion shared by both transports."""
+
+    def __init__(
+        self,
+        target: TritonTarget,
+        bundle: Bundle,
+        *,
+        retry: RetryPolicy | None = None,
+        max_in_flight: int = 8,
+        padded_lengths: Sequence[int] = Batching().padded_lengths,
+    ) -> None:
+        if max_in_flight < 1:
+            raise BadRequestError(f"max_in_flight={max_in_flight} must be at least 1")
+        self._target = target
+        self._bundle = bundle
+        self._tokenizer = BundleTokenizer(bundle)
+        self._retry = retry or RetryPolicy()
+        self._max_in_flight = max_in_flight
+        self._lengths = tuple(sorted(padded_lengths))
+
+    @property
+    def name(self) -> str:
+        """The model behind the server (from the local scorer folder used to tokenize)."""
+        return self._bundle.manifest.name
+
+    @property
+    def bos_token_id(self) -> int | None:
+        """The id put before each window."""
+        return self._bundle.manifest.bos_token_id
+
+    @property
+    def max_window(self) -> int:
+        """The longest padded length the server's batching is set up for."""
+        return min(self._lengths[-1], self._bundle.manifest.max_positions)
+
+    def tokenize(self, text: str) -> Tokenized:
+        """Token ids and character offsets, from the scorer's own tokenizer."""
+        return self._tokenizer.tokenize(text)
+
+    def _padded(self, window: IntArray) -> IntArray:
+        length = next((n for n in self._lengths if n >= len(window)), None)
+        if length is None:
+            raise BadRequestError(
+                f"a window of {len(window)} ids is longer than the server's longest padded "
+                f"length ({self._lengths[-1]})"
+            )
+        ids = np.zeros((1, length), dtype=np.int64)
+        ids[0, : len(window)] = window
+        return ids
+
+    def _inputs(self, module: Any, window: IntArray) -> list[Any]:
+        ids = self._padded(window)
+        tensor = module.InferInput(INPUT_NAME, list(ids.shape), "INT64")
+        tensor.set_data_from_numpy(ids)
+        return [tensor]
+
+    @staticmethod
+    def _parse(result: Any, length: int) -> FloatArray:
+        out = result.as_numpy(OUTPUT_NAME)
+        if out is None or out.ndim != 2 or out.shape[1] < length:
+            raise ScorerError(f"Triton answered without a usable {OUTPUT_NAME!r} tensor")
+        return np.asarray(out[0, :length], dtype=np.float32)
+
+    def _convert(self, exc: InferenceServerException) -> TersifyError:
+        status = str(exc.status() or "")
+        where = f"Triton at {self._target.address} (model {self._target.model})"
+        if status in _TIMEOUT or any(t in str(exc) for t in _TIMEOUT):
+            return ScorerTimeoutError(
+                f"{where} did not answer within {self._retry.timeout_s:.0f}s: {exc.message()}"
+            )
+        if status in _UNAVAILABLE:
+            return ScorerUnavailableError(
+                f"{where} is unavailable after {self._retry.retry_for_s:.0f}s of retries "
+                f"({exc.message()}); is it running? `tersify triton status`"
+            )
+        return ScorerError(f"{where} failed: {exc.message()}")
+
+    def _should_retry(self, exc: InferenceServerException, deadline: float) -> bool:
+        return str(exc.status() or "") in _UNAVAILABLE and time.monotonic() < deadline
+
+    def _backoff(self, attempt: int) -> float:
+        return float(min(self._retry.max_backoff_s, self._retry.first_backoff_s * 2**attempt))
+
+
+class TritonScorer(_TritonScorerBase):
+    """Sync Triton scorer: windows in flight on a thread pool over one gRPC channel."""
+
+    def __init__(self, target: TritonTarget, bundle: Bundle, **options: Any) -> None:
+        super().__init__(target, bundle, **options)
+        self._client = grpcclient.InferenceServerClient(
+            url=target.address, channel_args=_CHANNEL_ARGS
+        )
+
+    def logprobs(self, windows: Sequence[IntArray]) -> list[FloatArray]:
+        """Per-token log-probs of each window, up to ``max_in_flight`` requests at once."""
+        if not windows:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self._max_in_flight, len(windows))) as pool:
+            return list(pool.map(self._one, windows))
+
+    def is_ready(self) -> bool:
+        """Whether the server answers and the scorer model is ready."""
+        try:
+            return bool(self._client.is_model_ready(self._target.model))
+        except InferenceServerException:
+            return False
+
+    def close(self) -> None:
+        """Close the gRPC channel."""
+        self._client.close()
+
+    def _one(self, window: IntArray) -> FloatArray:
+        inputs = self._inputs(grpcclient, window)
+        deadline = time.monotonic() + self._retry.retry_for_s
+        attempt = 0
+        while True:
+            try:
+                result = self._client.infer(
+                    self._target.model, inputs, client_timeout=self._retry.timeout_s
+                )
+                return self._parse(result, len(window))
+            except InferenceServerException as exc:
+                if not self._should_retry(exc, deadline):
+                    raise self._convert(exc) from exc
+            time.sleep(self._backoff(attempt))
+            attempt += 1
+
+
+class AsyncTritonScorer(_TritonScorerBase):
+    """Async Triton scorer over ``tritonclient.grpc.aio``, for event-loop services."""
+
+    def __init__(self, target: TritonTarget, bundle: Bundle, **options: Any) -> None:
+        super().__init__(target, bundle, **options)
+        self._client = aioclient.InferenceServerClient(
+            url=target.address, channel_args=_CHANNEL_ARGS
+        )
+
+    async def logprobs(self, windows: Sequence[IntArray]) -> list[FloatArray]:
+        """Per-token log-probs of each window, up to ``max_in_flight`` requests at once."""
+        gate = asyncio.Semaphore(self._max_in_flight)
+
+        async def one(window: IntArray) -> FloatArray:
+            async with gate:
+                return await self._one(window)
+
+        return list(await asyncio.gather(*(one(w) for w in windows)))
+
+    async def close(self) -> None:
+        """Close the gRPC channel."""
+        await self._client.close()
+
+    async def _one(self, window: IntArray) -> FloatArray:
+        inputs = self._inputs(aioclient, window)
+        deadline = time.monotonic() + self._retry.retry_for_s
+        attempt = 0
+        while True:
+            try:
+                result = await self._client.infer(
+                    self._target.model, inputs, client_timeout=self._retry.timeout_s
+                )
+                return self._parse(result, len(window))
+            except InferenceServerException as exc:
+                if not self._should_retry(exc, deadline):
+                    raise self._convert(exc) from exc
+            await asyncio.sleep(self._backoff(attempt))
+            attempt += 1

@@ -1,0 +1,143 @@
+"""``tersify triton start|stop|status`` and ``tersify serve``: the serving side of the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tersify.errors import TersifyError
+from tersify.settings import Settings
+
+
+def _run_dir(args: argparse.Namespace) -> Path:
+    if args.run_dir:
+        return Path(args.run_dir)
+    return Settings.from_env().home / "triton" / "run"
+
+
+def triton_start(args: argparse.Namespace) -> int:
+    """Start a local tritonserver serving an exported scorer; print its state."""
+    from tersify.client import Bundle, resolve_scorer_folder
+    from tersify.client import triton_server as server
+
+    bundle = Bundle.open(resolve_scorer_folder(args.scorer, Settings.from_env()))
+    run_dir = _run_dir(args)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = server.start(
+        bundle,
+        run_dir,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+    )
+    sys.stdout.write(
+        json.dumps(
+            {
+                "pid": state.pid,
+                "grpc": state.grpc_url,
+                "http": state.http_url,
+                "metrics": f"http://127.0.0.1:{state.metrics_port}/metrics",
+                "scorer": state.scorer,
+            }
+        )
+        + "\n"
+    )
+    return 0
+
+
+def triton_stop(args: argparse.Namespace) -> int:
+    """Stop the recorded tritonserver (SIGTERM by pid) and clean /dev/shm."""
+    from tersify.client import triton_server as server
+
+    stopped = server.stop(_run_dir(args))
+    sys.stdout.write("stopped\n" if stopped else "not running\n")
+    return 0
+
+
+def triton_status(args: argparse.Namespace) -> int:
+    """Print whether the recorded tritonserver is ready; exit 1 when it is not."""
+    from tersify.client import triton_server as server
+
+    state = server.read_state(_run_dir(args))
+    ready = state is not None and server.is_ready(state)
+    payload: dict[str, object] = {"ready": ready}
+    if state is not None:
+        payload.update({"pid": state.pid, "grpc": state.grpc_url, "http": state.http_url})
+    sys.stdout.write(json.dumps(payload) + "\n")
+    return 0 if ready else 1
+
+
+def triton_repo(args: argparse.Namespace) -> int:
+    """Write the model repository's configuration (both forms)."""
+    from tersify.client import Bundle, resolve_scorer_folder
+    from tersify.client.triton_config import write_repository
+
+    bundle = None
+    if args.scorer:
+        bundle = Bundle.open(resolve_scorer_folder(args.scorer, Settings.from_env()))
+    written = write_repository(Path(args.out), tensorrt_fp16=args.tensorrt_fp16, bundle=bundle)
+    for path in written:
+        sys.stdout.write(f"{path}\n")
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the HTTP compression service until interrupted."""
+    try:
+        import uvicorn
+
+        from tersify.service import create_app
+    except ImportError as exc:
+        raise TersifyError(
+            f"serve needs the [serve] extra: pip install 'tersify[serve]' ({exc})"
+        ) from exc
+    from tersify.compressor import Compressor
+
+    app = create_app(
+        Compressor(args.scorer, encoding=args.encoding), price_per_1k=args.price_per_1k
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def add_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    compression_options: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Add ``triton`` and ``serve`` to the top-level parser."""
+    triton = commands.add_parser("triton", help="run a local Triton serving the scorer")
+    actions = triton.add_subparsers(dest="action", required=True)
+    for name, run, text in (
+        ("start", triton_start, "start tritonserver on 127.0.0.1 and wait until ready"),
+        ("stop", triton_stop, "stop it (SIGTERM by pid) and clean /dev/shm"),
+        ("status", triton_status, "say whether it is ready"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument(
+            "--run-dir", default=None, help="state folder (default: TERSIFY_HOME/triton/run)"
+        )
+        action.set_defaults(run=run)
+        if name == "start":
+            action.add_argument("--scorer", default=None, help="exported scorer: name or folder")
+            for port in ("http", "grpc", "metrics"):
+                action.add_argument(
+                    f"--{port}-port", type=int, default=None, help="default: a free port"
+                )
+    repo = actions.add_parser("repo", help="write the model repository configuration")
+    repo.add_argument("--out", default="model_repository")
+    repo.add_argument(
+        "--tensorrt-fp16", action="store_true", help="TensorRT EP with FP16 in production"
+    )
+    repo.add_argument(
+        "--scorer", default=None, help="also place this exported scorer's model files"
+    )
+    repo.set_defaults(run=triton_repo)
+
+    service = commands.add_parser("serve", help="HTTP compression service")
+    compression_options(service)
+    service.add_argument("--host", default="127.0.0.1", help="listen address (default: loopback)")
+    service.add_argument("--port", type=int, default=8080)
+    service.set_defaults(run=serve)
