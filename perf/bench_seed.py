@@ -80,6 +80,16 @@ def _smollm2_hf_folder() -> Path:
     model.config._attn_implementation = "eager"
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    # transformers 5 records its own tokenizer class name; 4.44 knows the fast tokenizer.
+    config_path = folder / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    # tokenizers 0.19 (what transformers 4.44 takes) reads BPE merges as "a b" strings.
+    tokenizer_path = folder / "tokenizer.json"
+    data = json.loads(tokenizer_path.read_text(encoding="utf-8"))
+    data["model"]["merges"] = [" ".join(m) if isinstance(m, list) else m for m in data["model"]["merges"]]
+    tokenizer_path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     return folder
 
 
