@@ -1,0 +1,133 @@
+"""The HTTP compression service: in-process with TestClient, and as a real `tersify serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from texts import sample_text
+
+from tersify import Compressor
+from tersify.client import Bundle
+from tersify.client import triton_server as server
+from tersify.service import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = (ROOT / "examples" / "seed_request.json").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def client(tiny_scorer_dir: Path) -> TestClient:
+    return TestClient(create_app(Compressor(str(tiny_scorer_dir))))
+
+
+def test_compress_answers_in_the_seed_format(client: TestClient) -> None:
+    response = client.post("/compress", content=SEED, headers={"content-type": "application/json"})
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["origin_tokens"] == 3701
+    assert abs(data["compressed_tokens"] - 2961) <= 74
+    assert set(data) == {
+        "compressed_prompt",
+        "origin_tokens",
+        "compressed_tokens",
+        "ratio",
+        "rate",
+        "saving",
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"{oops", "JSON"),
+        (b'{"question": "q"}', "context"),
+        (b'{"context": [1]}', "context[0]"),
+        (b'{"context": "x", "rate": 3}', "rate"),
+        (b'{"context": "x", "ratio": 1}', "ratio"),
+        (b'{"context": "x", "target_token": 0}', "target_token"),
+        (b'{"context": "x", "colour": "red"}', "colour"),
+    ],
+)
+def test_bad_requests_are_400_naming_the_field(client: TestClient, body: bytes, field: str) -> None:
+    response = client.post("/compress", content=body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "BadRequestError" and field in error["message"]
+    assert client.get("/healthz").json() == {"status": "ok"}  # still up
+
+
+def test_health_readiness_and_openapi(client: TestClient) -> None:
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["scorer"] == "tiny-llama"
+    schema = client.get("/openapi.json").json()
+    body = schema["paths"]["/compress"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]
+    assert body["required"] == ["context"] and "target_token" in body["properties"]
+
+
+def _get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _post(url: str, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=body, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_tersify_serve_through_triton(tiny_scorer_dir: Path, tmp_path: Path) -> None:
+    bundle = Bundle.open(tiny_scorer_dir)
+    state = server.start(bundle, tmp_path / "triton")
+    port = server.free_port()
+    scorer = f"{state.grpc_url}?scorer={tiny_scorer_dir}"
+    service = subprocess.Popen(
+        [sys.executable, "-m", "tersify.cli", "serve", "--scorer", scorer, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if _get(f"{base}/healthz")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        assert _get(f"{base}/readyz")[0] == 200
+        status, answer = _post(f"{base}/compress", SEED)
+        assert status == 200 and answer["data"]["origin_tokens"] == 3701
+        request = json.dumps({"context": [sample_text("code", 3000, 5)], "rate": 0.5}).encode()
+        assert _post(f"{base}/compress", request)[0] == 200
+
+        server.stop(tmp_path / "triton")
+        status, body = _get(f"{base}/readyz")
+        assert status == 503 and body["status"] == "scorer unavailable"
+        status, body = _post(f"{base}/compress", SEED)  # retried for 10 s, then a clear error
+        assert status == 503 and body["error"]["type"] == "ScorerUnavailableError"
+        assert "tersify triton status" in body["error"]["message"]
+        assert _get(f"{base}/healthz")[0] == 200
+    finally:
+        server.stop(tmp_path / "triton")
+        service.send_signal(signal.SIGTERM)
+        service.wait(timeout=30)
