@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODEL ?= gemma-3-270m
 
-.PHONY: run test scorer lint typecheck bench clean
+.PHONY: run test scorer lint bench bench-triton soak clean
 
 $(BIN)/tersify: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ lint: $(BIN)/tersify
 
 bench: scorer
 	$(BIN)/python perf/bench_seed.py
+
+bench-triton: scorer
+	$(BIN)/python perf/triton_perf.py --length 64
+
+soak: scorer
+	$(BIN)/python perf/soak_http.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -58,25 +58,43 @@ _TIMEOUT = ("StatusCode.DEADLINE_EXCEEDED", "Deadline Exceeded")
 
 @dataclass(frozen=True)
 class TritonTarget:
-    """Where the scorer is served: ``grpc://host:port[/model][?scorer=NAME]``."""
+    """Where the scorer is served: ``grpc://host:port[/model][?scorer=NAME&timeout=S]``."""
 
     address: str
     model: str = MODEL_NAME
     scorer: str | None = None
+    timeout_s: float | None = None
 
     @classmethod
     def parse(cls, url: str) -> TritonTarget:
         """Parse a scorer URL.
 
         >>> TritonTarget.parse("grpc://127.0.0.1:8001/tersify_scorer?scorer=smollm2-135m")
-        TritonTarget(address='127.0.0.1:8001', model='tersify_scorer', scorer='smollm2-135m')
+        TritonTarget(address='127.0.0.1:8001', model='tersify_scorer', scorer='smollm2-135m', \
+timeout_s=None)
         """
         parsed = urlparse(url)
         if parsed.scheme != "grpc" or not parsed.hostname or not parsed.port:
             raise BadRequestError(f"scorer={url!r}: a Triton scorer URL is grpc://HOST:PORT")
-        model = parsed.path.strip("/") or MODEL_NAME
-        scorer = parse_qs(parsed.query).get("scorer", [None])[0]
-        return cls(address=f"{parsed.hostname}:{parsed.port}", model=model, scorer=scorer)
+        query = parse_qs(parsed.query)
+        unknown = sorted(set(query) - {"scorer", "timeout"})
+        if unknown:
+            raise BadRequestError(
+                f"scorer={url!r}: unknown option {unknown[0]!r} (scorer, timeout)"
+            )
+        timeout = query.get("timeout", [None])[0]
+        try:
+            timeout_s = float(timeout) if timeout is not None else None
+        except ValueError as exc:
+            raise BadRequestError(f"scorer={url!r}: timeout must be seconds") from exc
+        if timeout_s is not None and not timeout_s > 0:
+            raise BadRequestError(f"scorer={url!r}: timeout must be positive")
+        return cls(
+            address=f"{parsed.hostname}:{parsed.port}",
+            model=parsed.path.strip("/") or MODEL_NAME,
+            scorer=query.get("scorer", [None])[0],
+            timeout_s=timeout_s,
+        )
 
 
 @dataclass(frozen=True)
@@ -107,6 +125,8 @@ class _TritonScorerBase:
         self._bundle = bundle
         self._tokenizer = BundleTokenizer(bundle)
         self._retry = retry or RetryPolicy()
+        if retry is None and target.timeout_s is not None:
+            self._retry = RetryPolicy(timeout_s=target.timeout_s)
         self._max_in_flight = max_in_flight
         self._lengths = tuple(sorted(padded_lengths))
 

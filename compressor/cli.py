@@ -1,4 +1,4 @@
-"""The ``tersify`` command: ``compress`` a request, ``export`` a scorer.
+"""The ``tersify`` command: ``compress``, ``export``, ``triton``, ``serve``.
 
 Bad input gets one line on stderr and exit code 2; a missing or failing scorer exit
 code 1. Nothing else is written on failure.
@@ -64,6 +64,12 @@ def _export(args: argparse.Namespace) -> int:
     folder = export_scorer(
         args.model, args.out, int8=args.int8, skip_existing=args.skip_existing, progress=say
     )
+    if args.triton_repo:
+        from tersify.client import Bundle
+        from tersify.client.triton_config import write_repository
+
+        write_repository(Path(args.triton_repo), bundle=Bundle.open(folder))
+        say(f"model files placed in {args.triton_repo}")
     sys.stdout.write(f"{folder}\n")
     return 0
 
@@ -104,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
         "--skip-existing", action="store_true", help="do nothing when a complete scorer is there"
     )
     export.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    export.add_argument(
+        "--triton-repo", default=None, help="also place the model files in this Triton repository"
+    )
     export.set_defaults(run=_export)
     cli_triton.add_commands(commands, _compression_options)
     return parser

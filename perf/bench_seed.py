@@ -88,7 +88,9 @@ def _smollm2_hf_folder() -> Path:
     # tokenizers 0.19 (what transformers 4.44 takes) reads BPE merges as "a b" strings.
     tokenizer_path = folder / "tokenizer.json"
     data = json.loads(tokenizer_path.read_text(encoding="utf-8"))
-    data["model"]["merges"] = [" ".join(m) if isinstance(m, list) else m for m in data["model"]["merges"]]
+    data["model"]["merges"] = [
+        " ".join(m) if isinstance(m, list) else m for m in data["model"]["merges"]
+    ]
     tokenizer_path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     return folder
 

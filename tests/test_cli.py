@@ -116,3 +116,25 @@ def test_export_reuses_a_complete_scorer(tiny_scorer_dir: Path, tiny_model_dir: 
 def test_export_of_a_missing_model_fails_clearly(tmp_path: Path) -> None:
     done = tersify("export", "--model", str(tmp_path / "none.gguf"), "--out", str(tmp_path / "o"))
     assert done.returncode == 1 and "no such GGUF file" in done.stderr.decode()
+
+
+def test_export_places_model_files_in_a_triton_repository(
+    tiny_scorer_dir: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    done = tersify(
+        "export",
+        "--model",
+        str(tiny_model_dir),
+        "--out",
+        str(tiny_scorer_dir),
+        "--skip-existing",
+        "--triton-repo",
+        str(repo),
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    for form in ("onnxruntime", "python"):
+        version = repo / form / "tersify_scorer" / "1"
+        assert (version / "model.onnx").is_file() and (version / "model.onnx.data").is_file()
+        assert (repo / form / "tersify_scorer" / "config.pbtxt").is_file()
+    assert (repo / "python" / "tersify_scorer" / "1" / "model.py").is_file()

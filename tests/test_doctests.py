@@ -17,6 +17,7 @@ MODULES = [
     "tersify.compat",
     "tersify.client",
     "tersify.client.onnx",
+    "tersify.client.triton",
     "tersify.export",
 ]
 

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from texts import sample_text
 
 from tersify import Compressor
 from tersify.client import Bundle
 from tersify.client import triton_server as server
 from tersify.service import create_app
+
+from texts import sample_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = (ROOT / "examples" / "seed_request.json").read_bytes()

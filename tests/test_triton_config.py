@@ -67,3 +67,27 @@ def test_tensorrt_fp16_option_parses() -> None:
 
 def test_forms_are_the_two_backends() -> None:
     assert FORMS == ("onnxruntime", "python")
+
+
+def test_scorer_urls_parse_or_name_the_problem() -> None:
+    import pytest
+
+    from tersify import BadRequestError
+    from tersify.client.triton import TritonTarget
+
+    target = TritonTarget.parse("grpc://127.0.0.1:8001?scorer=smollm2-135m&timeout=300")
+    assert (target.address, target.model, target.scorer, target.timeout_s) == (
+        "127.0.0.1:8001",
+        "tersify_scorer",
+        "smollm2-135m",
+        300.0,
+    )
+    for bad, words in [
+        ("grpc://127.0.0.1", "grpc://HOST:PORT"),
+        ("http://127.0.0.1:8000", "grpc://HOST:PORT"),
+        ("grpc://127.0.0.1:8001?timeout=soon", "timeout"),
+        ("grpc://127.0.0.1:8001?timeout=0", "timeout"),
+        ("grpc://127.0.0.1:8001?colour=red", "colour"),
+    ]:
+        with pytest.raises(BadRequestError, match=words):
+            TritonTarget.parse(bad)

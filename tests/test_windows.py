@@ -11,7 +11,7 @@ from tersify.windows import token_losses
 from fakes import FakeScorer
 
 
-@given(st.integers(0, 3000), st.integers(8, 600), st.integers(0, 300), st.integers(8, 700))
+@given(st.integers(0, 3000), st.integers(8, 600), st.integers(0, 300), st.integers(4, 700))
 def test_windows_score_every_token_once(n: int, size: int, overlap: int, capacity: int) -> None:
     overlap = min(overlap, size // 2)
     spans = WindowPlan(size=size, overlap=overlap).spans(n, capacity)
@@ -19,7 +19,23 @@ def test_windows_score_every_token_once(n: int, size: int, overlap: int, capacit
     assert scored == list(range(n))
     for context_start, begin, stop in spans:
         assert context_start <= begin < stop
-        assert stop - context_start <= min(size, capacity)
+        assert stop - context_start <= capacity
+
+
+@given(st.integers(8, 200), st.integers(8, 200))
+def test_windows_never_exceed_plan_or_scorer(size: int, max_window: int) -> None:
+    scorer = FakeScorer(max_window=max_window)
+    ids = scorer.tokenize("lorem ipsum dolor sit amet " * 30).ids
+    lengths: list[int] = []
+    original = scorer.logprobs
+
+    def spy(windows):  # type: ignore[no-untyped-def]
+        lengths.extend(len(w) for w in windows)
+        return original(windows)
+
+    scorer.logprobs = spy  # type: ignore[method-assign]
+    token_losses(scorer, [ids], WindowPlan(size=size, overlap=size // 4))
+    assert max(lengths) <= min(size, max_window)  # BOS included
 
 
 def test_losses_match_one_long_window_where_context_is_enough() -> None:

@@ -1,0 +1,169 @@
+"""perf_analyzer against the scorer served by a local Triton, concurrency 1 to 8.
+
+    .venv/bin/python perf/triton_perf.py [--scorer smollm2-135m] [--length 256]
+
+Starts tritonserver (the python-backend form) on free ports, feeds perf_analyzer real
+token ids from the seed's text (windows of ``--length`` ids, BOS first), and for each
+concurrency reads Triton's statistics before and after: more inferences than executions
+means the dynamic batcher merged requests. perf_analyzer is the binary inside
+``tritonclient[all]==2.51.0`` (newer builds need a newer glibc), in its own venv
+``perf/.venv-pa``; it needs Debian's libb64-0d and libcudart from nvidia-cuda-runtime-cu12.
+Writes ``perf/out/triton_perf.md`` and the raw CSV files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+
+from tersify.client import Bundle, resolve_scorer_folder
+from tersify.client import triton_server as server
+from tersify.client.tokenizer import BundleTokenizer
+from tersify.client.triton_config import MODEL_NAME
+from tersify.settings import Settings
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+VENV = HERE / ".venv-pa"
+SEED = HERE.parent / "examples" / "seed_request.json"
+
+
+def _perf_analyzer() -> tuple[Path, dict[str, str]]:
+    binary = VENV / "bin" / "perf_analyzer"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run(
+            [
+                str(VENV / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "tritonclient[all]==2.51.0",
+                "nvidia-cuda-runtime-cu12",
+            ],
+            check=True,
+        )
+    if not Path("/usr/lib/x86_64-linux-gnu/libb64.so.0d").exists() and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "libb64-0d"], check=True)
+    cudart = next(VENV.glob("lib/python*/site-packages/nvidia/cuda_runtime/lib"))
+    env = dict(os.environ, LD_LIBRARY_PATH=str(cudart))
+    return binary, env
+
+
+def _input_data(bundle: Bundle, length: int, path: Path) -> None:
+    text = json.loads(SEED.read_text(encoding="utf-8"))["context"][0]
+    ids = BundleTokenizer(bundle).tokenize(text).ids
+    bos = bundle.manifest.bos_token_id
+    step = length - 1
+    windows = [
+        [bos, *ids[start : start + step].tolist()] for start in range(0, len(ids) - step, step)
+    ]
+    data = [{"input_ids": {"content": w, "shape": [length]}} for w in windows]
+    path.write_text(json.dumps({"data": data}), encoding="utf-8")
+
+
+def _stats(address: str) -> tuple[int, int]:
+    client = grpcclient.InferenceServerClient(address)
+    stats = client.get_inference_statistics(MODEL_NAME).model_stats[0]
+    return int(stats.inference_count), int(stats.execution_count)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scorer", default="smollm2-135m")
+    parser.add_argument("--length", type=int, default=256)
+    parser.add_argument("--concurrency", default="1,2,3,4,5,6,7,8", help="comma-separated levels")
+    parser.add_argument("--measurement-ms", type=int, default=10000)
+    args = parser.parse_args()
+
+    binary, env = _perf_analyzer()
+    bundle = Bundle.open(resolve_scorer_folder(args.scorer, Settings.from_env()))
+    OUT.mkdir(exist_ok=True)
+    data_file = OUT / f"perf_input_{args.length}.json"
+    _input_data(bundle, args.length, data_file)
+    run_dir = OUT / "triton-run"
+    run_dir.mkdir(exist_ok=True)
+    state = server.start(bundle, run_dir)
+    address = state.grpc_url.removeprefix("grpc://")
+    rows = []
+    try:
+        for concurrency in (int(c) for c in args.concurrency.split(",")):
+            before = _stats(address)
+            report = OUT / f"perf_c{concurrency}.csv"
+            subprocess.run(
+                [
+                    str(binary),
+                    "-m",
+                    MODEL_NAME,
+                    "-u",
+                    address,
+                    "-i",
+                    "grpc",
+                    "--input-data",
+                    str(data_file),
+                    "--shape",
+                    f"input_ids:{args.length}",
+                    "--concurrency-range",
+                    f"{concurrency}:{concurrency}",
+                    "--measurement-interval",
+                    str(args.measurement_ms),
+                    "--stability-percentage",
+                    "25",
+                    "--max-trials",
+                    "6",
+                    "-f",
+                    str(report),
+                ],
+                check=True,
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+            after = _stats(address)
+            with report.open() as handle:
+                measured = next(csv.DictReader(handle))
+            inferences, executions = after[0] - before[0], after[1] - before[1]
+            rows.append(
+                {
+                    "concurrency": concurrency,
+                    "infer_per_s": float(measured["Inferences/Second"]),
+                    "p50_ms": int(measured["p50 latency"]) / 1000,
+                    "p99_ms": int(measured["p99 latency"]) / 1000,
+                    "inferences": inferences,
+                    "executions": executions,
+                }
+            )
+            print(rows[-1], flush=True)
+    finally:
+        server.stop(run_dir)
+    lines = [
+        f"perf_analyzer 2.51.0, gRPC, `{bundle.manifest.name}` in Triton's python backend "
+        f"(onnxruntime, CPU), windows of {args.length} real token ids from the seed.",
+        "",
+        "| concurrency | inferences/s | tokens/s | p50 latency (ms) | p99 latency (ms) "
+        "| inferences | executions | mean batch |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['concurrency']} | {r['infer_per_s']:.2f} | {r['infer_per_s'] * args.length:.0f} "
+            f"| {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['inferences']} | {r['executions']} "
+            f"| {r['inferences'] / max(1, r['executions']):.2f} |"
+        )
+    table = "\n".join(lines) + "\n"
+    (OUT / "triton_perf.md").write_text(table, encoding="utf-8")
+    print(table)
+
+
+if __name__ == "__main__":
+    np.set_printoptions(linewidth=120)
+    main()
