@@ -100,6 +100,42 @@ class ScorerConfig:
         return "\n".join(lines) + "\n"
 
 
+def write_model(
+    config: ScorerConfig,
+    folder: Path,
+    *,
+    bundle: Bundle | None = None,
+    symlink: bool = False,
+) -> list[Path]:
+    """Write one model folder (``config.pbtxt``, and ``1/model.py`` for the python form).
+
+    With ``bundle``, the exported scorer's files go in the version folder: as symlinks
+    (``symlink``, for a run folder), else as hard links, or copies across filesystems.
+    """
+    version_dir = folder / "1"
+    version_dir.mkdir(parents=True, exist_ok=True)
+    written = [folder / "config.pbtxt"]
+    written[0].write_text(config.render(), encoding="utf-8")
+    if config.form == "python":
+        written.append(version_dir / "model.py")
+        written[-1].write_text(BACKEND_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    if bundle is not None:
+        model = bundle.model_path("fp32")
+        sources = (model, model.with_name(model.name + ".data"), bundle.folder / "manifest.json")
+        for source in (s for s in sources if s.exists()):
+            target = version_dir / source.name
+            target.unlink(missing_ok=True)
+            if symlink:
+                target.symlink_to(source.resolve())
+            else:
+                try:
+                    os.link(source, target)
+                except OSError:  # another filesystem: copy
+                    shutil.copyfile(source, target)
+            written.append(target)
+    return written
+
+
 def write_repository(
     out: Path,
     *,
@@ -107,11 +143,7 @@ def write_repository(
     batching: Batching | None = None,
     bundle: Bundle | None = None,
 ) -> list[Path]:
-    """Write both forms under ``out/<form>/<model>/``; return the files written.
-
-    With ``bundle``, the exported scorer's files are placed in each form's version folder
-    (hard links where the filesystem allows, copies elsewhere).
-    """
+    """Write both forms under ``out/<form>/<model>/``; return the files written."""
     written = []
     for form in FORMS:
         config = ScorerConfig(
@@ -119,30 +151,5 @@ def write_repository(
             batching=batching or Batching(),
             tensorrt_fp16=tensorrt_fp16 and form == "onnxruntime",
         )
-        model_dir = out / form / config.name
-        (model_dir / "1").mkdir(parents=True, exist_ok=True)
-        (model_dir / "config.pbtxt").write_text(config.render(), encoding="utf-8")
-        written.append(model_dir / "config.pbtxt")
-        if form == "python":
-            target = model_dir / "1" / "model.py"
-            target.write_text(BACKEND_FILE.read_text(encoding="utf-8"), encoding="utf-8")
-            written.append(target)
-        if bundle is not None:
-            written += _place_model(bundle, model_dir / "1")
+        written += write_model(config, out / form / config.name, bundle=bundle)
     return written
-
-
-def _place_model(bundle: Bundle, version_dir: Path) -> list[Path]:
-    model = bundle.model_path("fp32")
-    placed = []
-    for source in (model, model.with_name(model.name + ".data"), bundle.folder / "manifest.json"):
-        if not source.exists():
-            continue
-        target = version_dir / source.name
-        target.unlink(missing_ok=True)
-        try:
-            os.link(source, target)
-        except OSError:  # another filesystem: copy
-            shutil.copyfile(source, target)
-        placed.append(target)
-    return placed

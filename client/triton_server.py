@@ -13,7 +13,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tersify.client.bundle import Bundle
-from tersify.client.triton_config import MODEL_NAME, ScorerConfig
+from tersify.client.triton_config import MODEL_NAME, ScorerConfig, write_model
 from tersify.errors import ScorerUnavailableError
 
 STATE_FILE = "server.json"
@@ -94,14 +93,7 @@ def prepare_run_dir(run_dir: Path, bundle: Bundle) -> Path:
     _link(stub, backend / "triton_python_backend_stub")
 
     repo = run_dir / "repository"
-    version_dir = repo / MODEL_NAME / "1"
-    version_dir.mkdir(parents=True, exist_ok=True)
-    (repo / MODEL_NAME / "config.pbtxt").write_text(ScorerConfig(form="python").render())
-    shutil.copyfile(Path(__file__).with_name("triton_backend.py"), version_dir / "model.py")
-    model = bundle.model_path("fp32")
-    for source in (model, model.with_name(model.name + ".data"), bundle.folder / "manifest.json"):
-        if source.exists():
-            _link(source.resolve(), version_dir / source.name)
+    write_model(ScorerConfig(form="python"), repo / MODEL_NAME, bundle=bundle, symlink=True)
     return repo
 
 
