@@ -8,9 +8,9 @@ import numpy as np
 import onnxruntime as ort
 
 from tersify.client.bundle import Bundle
-from tersify.client.tokenizer import BundleTokenizer
+from tersify.client.tokenizer import BundleScorerBase
 from tersify.errors import BadRequestError, ScorerError, ScorerUnavailableError
-from tersify.scoring import FloatArray, IntArray, Tokenized
+from tersify.scoring import FloatArray, IntArray
 
 DEFAULT_MAX_WINDOW = 2048
 # Tokens per onnxruntime run: the graph holds [batch, seq, vocab] fp32 logits inside, so
@@ -18,7 +18,7 @@ DEFAULT_MAX_WINDOW = 2048
 DEFAULT_BATCH_TOKENS = 1024
 
 
-class OnnxScorer:
+class OnnxScorer(BundleScorerBase):
     """Scores token windows with onnxruntime; windows are batched by length to limit padding."""
 
     def __init__(
@@ -32,8 +32,7 @@ class OnnxScorer:
     ) -> None:
         if batch_tokens < 1:
             raise BadRequestError(f"batch_tokens={batch_tokens} must be positive")
-        self._bundle = bundle
-        self._tokenizer = BundleTokenizer(bundle)
+        super().__init__(bundle)
         self._batch_tokens = batch_tokens
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -51,23 +50,9 @@ class OnnxScorer:
             ) from exc
 
     @property
-    def name(self) -> str:
-        """The exported model's name."""
-        return self._bundle.manifest.name
-
-    @property
-    def bos_token_id(self) -> int | None:
-        """The id put before each window."""
-        return self._bundle.manifest.bos_token_id
-
-    @property
     def max_window(self) -> int:
         """The longest window scored in one row."""
         return min(self._bundle.manifest.max_positions, DEFAULT_MAX_WINDOW)
-
-    def tokenize(self, text: str) -> Tokenized:
-        """Token ids and character offsets of ``text``, without special tokens."""
-        return self._tokenizer.tokenize(text)
 
     def logprobs(self, windows: Sequence[IntArray]) -> list[FloatArray]:
         """Per-token log-probs of each window, run in length-sorted, padded batches."""

@@ -1,4 +1,8 @@
-"""The scorer's tokenizer, read from an exported scorer folder; shared by all transports."""
+"""What every bundle-backed scorer shares: the exported tokenizer and the manifest's facts.
+
+Transports (onnxruntime in-process, Triton over gRPC) differ only in ``logprobs`` and
+``max_window``.
+"""
 
 from __future__ import annotations
 
@@ -28,3 +32,25 @@ class BundleTokenizer:
             ids=np.asarray(encoding.ids, dtype=np.int64),
             offsets=np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2),
         )
+
+
+class BundleScorerBase:
+    """Name, BOS and tokenization of an exported scorer; subclasses bring the log-probs."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self._bundle = bundle
+        self._tokenizer = BundleTokenizer(bundle)
+
+    @property
+    def name(self) -> str:
+        """The exported model's name."""
+        return self._bundle.manifest.name
+
+    @property
+    def bos_token_id(self) -> int | None:
+        """The id put before each window."""
+        return self._bundle.manifest.bos_token_id
+
+    def tokenize(self, text: str) -> Tokenized:
+        """Token ids and character offsets of ``text``, without special tokens."""
+        return self._tokenizer.tokenize(text)

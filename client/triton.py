@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 
 from tersify.client.bundle import Bundle
-from tersify.client.tokenizer import BundleTokenizer
+from tersify.client.tokenizer import BundleScorerBase
 from tersify.client.triton_config import INPUT_NAME, MODEL_NAME, OUTPUT_NAME, Batching
 from tersify.errors import (
     BadRequestError,
@@ -32,7 +32,7 @@ from tersify.errors import (
     ScorerUnavailableError,
     TersifyError,
 )
-from tersify.scoring import FloatArray, IntArray, Tokenized
+from tersify.scoring import FloatArray, IntArray
 
 try:
     import tritonclient.grpc as grpcclient
@@ -107,7 +107,7 @@ class RetryPolicy:
     max_backoff_s: float = 2.0
 
 
-class _TritonScorerBase:
+class _TritonScorerBase(BundleScorerBase):
     """Request building, parsing and error conversion shared by both transports."""
 
     def __init__(
@@ -121,9 +121,8 @@ class _TritonScorerBase:
     ) -> None:
         if max_in_flight < 1:
             raise BadRequestError(f"max_in_flight={max_in_flight} must be at least 1")
+        super().__init__(bundle)
         self._target = target
-        self._bundle = bundle
-        self._tokenizer = BundleTokenizer(bundle)
         self._retry = retry or RetryPolicy()
         if retry is None and target.timeout_s is not None:
             self._retry = RetryPolicy(timeout_s=target.timeout_s)
@@ -131,23 +130,9 @@ class _TritonScorerBase:
         self._lengths = tuple(sorted(padded_lengths))
 
     @property
-    def name(self) -> str:
-        """The model behind the server (from the local scorer folder used to tokenize)."""
-        return self._bundle.manifest.name
-
-    @property
-    def bos_token_id(self) -> int | None:
-        """The id put before each window."""
-        return self._bundle.manifest.bos_token_id
-
-    @property
     def max_window(self) -> int:
         """The longest padded length the server's batching is set up for."""
         return min(self._lengths[-1], self._bundle.manifest.max_positions)
-
-    def tokenize(self, text: str) -> Tokenized:
-        """Token ids and character offsets, from the scorer's own tokenizer."""
-        return self._tokenizer.tokenize(text)
 
     def _padded(self, window: IntArray) -> IntArray:
         length = next((n for n in self._lengths if n >= len(window)), None)

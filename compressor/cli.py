@@ -16,7 +16,7 @@ from tersify import cli_triton
 from tersify.compressor import DEFAULT_PRICE_PER_1K, Compressor
 from tersify.encoding import DEFAULT_ENCODING, SHIPPED_ENCODINGS
 from tersify.errors import BadRequestError, TersifyError
-from tersify.request import CompressRequest, answer
+from tersify.request import CompressRequest, answer, compress
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
@@ -39,15 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _compress(args: argparse.Namespace) -> int:
     request = CompressRequest.from_json(_read_input(args.file))
-    compressor = Compressor(args.scorer, encoding=args.encoding)
-    result = compressor.compress(
-        list(request.context),
-        question=request.question,
-        instruction=request.instruction,
-        rate=request.budget.rate,
-        ratio=request.budget.ratio,
-        target_token=request.budget.target_token,
-    )
+    result = compress(request, Compressor(args.scorer, encoding=args.encoding))
     text = json.dumps(answer(result, args.price_per_1k), ensure_ascii=False, indent=4)
     sys.stdout.write(text + "\n")
     return 0

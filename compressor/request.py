@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tersify.budget import Budget
-from tersify.compressor import DEFAULT_PRICE_PER_1K, CompressionResult
+from tersify.compressor import DEFAULT_PRICE_PER_1K, CompressionResult, Compressor
 from tersify.errors import BadRequestError
 
 FIELDS = ("context", "question", "instruction", "ratio", "rate", "target_token")
@@ -61,6 +61,18 @@ class CompressRequest:
                 target_token=data.get("target_token"),
             ),
         )
+
+
+def compress(request: CompressRequest, compressor: Compressor) -> CompressionResult:
+    """Run ``request`` through ``compressor``."""
+    return compressor.compress(
+        list(request.context),
+        question=request.question,
+        instruction=request.instruction,
+        rate=request.budget.rate,
+        ratio=request.budget.ratio,
+        target_token=request.budget.target_token,
+    )
 
 
 def answer(result: CompressionResult, price_per_1k: float = DEFAULT_PRICE_PER_1K) -> dict[str, Any]:

@@ -8,6 +8,7 @@ and the service stays up.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,6 +23,7 @@ from tersify.errors import (
     TersifyError,
 )
 from tersify.request import CompressRequest, answer
+from tersify.request import compress as compress_request
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
@@ -89,6 +91,13 @@ def _error(status: int, exc: BaseException) -> JSONResponse:
     )
 
 
+def _handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handle(_: Request, exc: Exception) -> JSONResponse:
+        return _error(status, exc)
+
+    return handle
+
+
 def create_app(compressor: Compressor, *, price_per_1k: float = DEFAULT_PRICE_PER_1K) -> FastAPI:
     """The service around ``compressor``."""
     app = FastAPI(
@@ -97,21 +106,14 @@ def create_app(compressor: Compressor, *, price_per_1k: float = DEFAULT_PRICE_PE
         version="0.1.0",
     )
 
-    @app.exception_handler(BadRequestError)
-    async def bad_request(_: Request, exc: BadRequestError) -> JSONResponse:
-        return _error(400, exc)
-
-    @app.exception_handler(ScorerUnavailableError)
-    async def unavailable(_: Request, exc: ScorerUnavailableError) -> JSONResponse:
-        return _error(503, exc)
-
-    @app.exception_handler(ScorerTimeoutError)
-    async def timeout(_: Request, exc: ScorerTimeoutError) -> JSONResponse:
-        return _error(504, exc)
-
-    @app.exception_handler(TersifyError)
-    async def failed(_: Request, exc: TersifyError) -> JSONResponse:
-        return _error(500, exc)
+    # Starlette picks the handler of the nearest class in the exception's MRO.
+    for kind, status in (
+        (BadRequestError, 400),
+        (ScorerUnavailableError, 503),
+        (ScorerTimeoutError, 504),
+        (TersifyError, 500),
+    ):
+        app.add_exception_handler(kind, _handler(status))
 
     @app.post(
         "/compress",
@@ -133,15 +135,7 @@ def create_app(compressor: Compressor, *, price_per_1k: float = DEFAULT_PRICE_PE
         if len(body) > MAX_BODY_BYTES:
             raise BadRequestError(f"the request is larger than {MAX_BODY_BYTES} bytes")
         parsed = CompressRequest.from_json(body)
-        result = await run_in_threadpool(
-            compressor.compress,
-            list(parsed.context),
-            question=parsed.question,
-            instruction=parsed.instruction,
-            rate=parsed.budget.rate,
-            ratio=parsed.budget.ratio,
-            target_token=parsed.budget.target_token,
-        )
+        result = await run_in_threadpool(compress_request, parsed, compressor)
         return answer(result, price_per_1k)
 
     @app.get("/healthz", summary="The process is up")

@@ -34,6 +34,19 @@ def check_properties(
     assert is_subsequence(body, "\n\n".join(contexts))
 
 
+ANSWER_KEYS = {"compressed_prompt", "origin_tokens", "compressed_tokens", "ratio", "rate", "saving"}
+
+
+def check_answer(data: dict) -> None:
+    """The seed's answer fields, with display strings that agree with the numbers."""
+    assert set(data) == ANSWER_KEYS
+    origin, kept = data["origin_tokens"], data["compressed_tokens"]
+    assert data["ratio"] == f"{origin / kept:.1f}x"
+    assert data["rate"] == f"{kept / origin * 100:.1f}%"
+    assert data["saving"] == f", Saving ${(origin - kept) * 0.06 / 1000:.1f} in GPT-4."
+    assert "\ufffd" not in data["compressed_prompt"]
+
+
 def test_seed_shape_with_fake_scorer(fake_compressor: Compressor, seed_request: dict) -> None:
     result = fake_compressor.compress(
         seed_request["context"], question=seed_request["question"], ratio=seed_request["ratio"]
