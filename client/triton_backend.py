@@ -25,7 +25,7 @@ import triton_python_backend_utils as pb_utils
 INPUT_NAME = "input_ids"
 OUTPUT_NAME = "token_logprobs"
 # Tokens per onnxruntime run: the graph holds [batch, seq, vocab] logits inside.
-TOKENS_PER_RUN = 4096
+TOKENS_PER_RUN = 2048
 
 
 class TritonPythonModel:

@@ -98,3 +98,21 @@ def test_smollm2_onnx_agrees_with_pytorch(smollm2_folder: Path) -> None:
 def test_gemma_onnx_agrees_with_pytorch() -> None:
     folder = Settings.from_env().scorer_folder("gemma-3-270m")
     assert _compare_with_pytorch("gemma-3-270m", folder) <= 1e-3
+
+
+def test_seed_through_triton_matches_embedded(
+    default_compressor: Compressor, seed_request: dict, tmp_path: Path
+) -> None:
+    from tersify.client import triton_server as server
+
+    folder = Settings.from_env().scorer_folder("gemma-3-270m")
+    state = server.start(Bundle.open(folder), tmp_path)
+    try:
+        remote = Compressor(state.grpc_url)  # tokenizes with the default scorer's export
+        kwargs = {"question": seed_request["question"], "ratio": seed_request["ratio"]}
+        via_triton = remote.compress(seed_request["context"], **kwargs)
+        embedded = default_compressor.compress(seed_request["context"], **kwargs)
+        assert via_triton.compressed_prompt == embedded.compressed_prompt
+        assert via_triton.compressed_tokens == embedded.compressed_tokens
+    finally:
+        server.stop(tmp_path)
