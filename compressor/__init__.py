@@ -5,6 +5,7 @@
 """
 
 from tersify.budget import Budget
+from tersify.coarse import ContextFilter
 from tersify.compat import PromptCompressor
 from tersify.compressor import CompressionResult, Compressor
 from tersify.errors import (
@@ -17,6 +18,7 @@ from tersify.errors import (
     UnsupportedOptionError,
 )
 from tersify.scoring import Scorer, Tokenized
+from tersify.tokens import TokenFilter
 from tersify.windows import WindowPlan
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "Budget",
     "CompressionResult",
     "Compressor",
+    "ContextFilter",
     "ExportError",
     "PromptCompressor",
     "Scorer",
@@ -31,6 +34,7 @@ __all__ = [
     "ScorerTimeoutError",
     "ScorerUnavailableError",
     "TersifyError",
+    "TokenFilter",
     "Tokenized",
     "UnsupportedOptionError",
     "WindowPlan",

@@ -8,10 +8,14 @@ Code written for LLMLingua 0.2.2 keeps working by changing the import::
     {'compressed_prompt': ..., 'origin_tokens': ..., 'compressed_tokens': ...,
      'ratio': '2.0x', 'rate': '50.0%', 'saving': ', Saving $0.1 in GPT-4.'}
 
-Every LLMLingua parameter is accepted by name. Those that change nothing here (device,
-LLMLingua's iterative window size) are honoured as far as they apply; those tersify does
-not implement yet raise :class:`UnsupportedOptionError` when given a non-default value,
-never silently ignored.
+Every LLMLingua parameter is accepted by name. The coarse level (``rank_method``
+``llmlingua``, ``longllmlingua`` or ``bm25``, ``context_budget``, ``force_context_ids``,
+``reorder_context``, ``dynamic_context_compression_ratio``) and the token-level options
+(``condition_in_question``, ``condition_compare``, ``force_tokens``,
+``force_reserve_digit``) work as in LLMLingua; ``iterative_size`` and
+``token_budget_ratio`` change nothing (tersify scores fixed windows and lands on the
+budget exactly); the rest raise :class:`UnsupportedOptionError` when given a
+non-default value, never silently ignored.
 """
 
 from __future__ import annotations
@@ -19,15 +23,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tersify.coarse import RANK_METHODS, ContextFilter
 from tersify.compressor import DEFAULT_PRICE_PER_1K, Compressor
 from tersify.errors import BadRequestError, UnsupportedOptionError
 from tersify.request import answer
 from tersify.scoring import Scorer
+from tersify.tokens import TokenFilter
 
 # LLMLingua 0.2.2's compress_prompt options that tersify does not implement yet, with
 # the value that means "off" there: any other value is refused.
 _NOT_YET: Mapping[str, Any] = {
-    "force_context_ids": None,
     "force_context_number": None,
     "use_sentence_level_filter": False,
     "use_token_level_filter": True,
@@ -36,14 +41,7 @@ _NOT_YET: Mapping[str, Any] = {
     "keep_last_sentence": 0,
     "keep_sentence_number": 0,
     "high_priority_bonus": 100,
-    "context_budget": "+100",
-    "token_budget_ratio": 1.4,
-    "condition_in_question": "none",
-    "reorder_context": "original",
-    "dynamic_context_compression_ratio": 0.0,
-    "condition_compare": False,
     "add_instruction": False,
-    "rank_method": "llmlingua",
     "concate_question": True,
     "context_segs": None,
     "context_segs_rate": None,
@@ -55,14 +53,28 @@ _NOT_YET: Mapping[str, Any] = {
     "word_sep": "\t\t|\t\t",
     "label_sep": " ",
     "token_to_word": "mean",
-    "force_tokens": (),
-    "force_reserve_digit": False,
     "drop_consecutive": False,
     "chunk_end_tokens": (".", "\n"),
     "strict_preserve_uncompressed": True,
 }
-# Accepted and meaningless here: LLMLingua's KV-cache step size (tersify scores windows).
-_ACCEPTED = {"iterative_size"}
+# Options tersify implements, with LLMLingua's defaults.
+_SUPPORTED: Mapping[str, Any] = {
+    "use_context_level_filter": True,
+    "rank_method": "llmlingua",
+    "context_budget": "+100",
+    "force_context_ids": None,
+    "reorder_context": "original",
+    "dynamic_context_compression_ratio": 0.0,
+    "condition_in_question": "none",
+    "condition_compare": False,
+    "force_tokens": (),
+    "force_reserve_digit": False,
+    # LLMLingua's KV-cache step and its iterative budget slack: tersify scores fixed
+    # windows and lands on the budget exactly, so they change nothing.
+    "iterative_size": 200,
+    "token_budget_ratio": 1.4,
+}
+_CONDITIONS = ("none", "before", "after")
 _LLMLINGUA_DEFAULT_MODEL = "NousResearch/Llama-2-7b-hf"
 
 
@@ -126,18 +138,20 @@ class PromptCompressor:
         **options: Any,
     ) -> dict[str, Any]:
         """Compress like LLMLingua 0.2.2 and answer with its keys and display strings."""
+        settings = dict(_SUPPORTED)
         for name, value in options.items():
-            if name in _ACCEPTED:
-                continue
-            if name not in _NOT_YET:
+            if name in _SUPPORTED:
+                settings[name] = value
+            elif name not in _NOT_YET:
                 raise BadRequestError(
                     f"compress_prompt() got an unexpected keyword argument {name!r}"
                 )
-            if not _is_default(value, _NOT_YET[name]):
+            elif not _is_default(value, _NOT_YET[name]):
                 raise UnsupportedOptionError(
                     f"{name}={value!r} is not supported by tersify yet; leave it at its "
                     f"default ({_NOT_YET[name]!r})"
                 )
+        context_filter, token_filter = _filters(settings)
         if isinstance(target_token, bool) or not isinstance(target_token, (int, float)):
             raise BadRequestError(f"target_token={target_token!r} must be a number")
         result = self._compressor.compress(
@@ -146,8 +160,47 @@ class PromptCompressor:
             instruction=instruction,
             rate=rate,
             target_token=int(target_token) if target_token > 0 else None,
+            context_filter=context_filter,
+            token_filter=token_filter,
         )
         return dict(answer(result, self._price)["data"])
+
+
+def _filters(settings: Mapping[str, Any]) -> tuple[ContextFilter | None, TokenFilter]:
+    """LLMLingua's options as tersify's context and token filters."""
+    condition = settings["condition_in_question"]
+    base = condition.removesuffix("_condition") if isinstance(condition, str) else None
+    if base not in _CONDITIONS:
+        raise BadRequestError(
+            f"condition_in_question={condition!r} must be one of none, before, after, "
+            "optionally with '_condition' (e.g. 'after_condition')"
+        )
+    rank_method = settings["rank_method"]
+    if rank_method not in RANK_METHODS:
+        raise UnsupportedOptionError(
+            f"rank_method={rank_method!r} is not supported; tersify ranks contexts with "
+            f"{', '.join(RANK_METHODS)}"
+        )
+    forced_ids = settings["force_context_ids"] or ()
+    context_filter = None
+    if settings["use_context_level_filter"]:
+        context_filter = ContextFilter(
+            rank_method=rank_method,
+            context_budget=str(settings["context_budget"]),
+            force_context_ids=tuple(forced_ids),
+            reorder=settings["reorder_context"],
+            dynamic_ratio=float(settings["dynamic_context_compression_ratio"]),
+            question_placement="before" if base == "before" else "after",
+        )
+    elif forced_ids:
+        raise BadRequestError("force_context_ids needs use_context_level_filter=True")
+    token_filter = TokenFilter(
+        condition_on_question=isinstance(condition, str) and condition.endswith("_condition"),
+        contrastive=bool(settings["condition_compare"]),
+        force_tokens=tuple(settings["force_tokens"] or ()),
+        force_digits=bool(settings["force_reserve_digit"]),
+    )
+    return context_filter, token_filter
 
 
 def _is_default(value: Any, default: Any) -> bool:

@@ -1,7 +1,8 @@
 """Choosing which units to keep so that the prompt lands on its budget.
 
-Units are ranked by surprisal (what the scorer predicts badly carries information); the
-top ``k`` are kept. The prompt's size in target tokens is not a sum of unit sizes (BPE
+Units come in the order they should be kept (``tersify.tokens.selection_order``: forced
+units, then by surprisal: what the scorer predicts badly carries information); the
+first ``k`` are kept. The prompt's size in target tokens is not a sum of unit sizes (BPE
 merges across unit boundaries), so ``k`` is found by bisection on the real count of the
 assembled prompt: the largest ``k`` whose prompt fits. Adding one unit changes the count
 by a few tokens at most, so the prompt that fits is also within a few tokens of the budget.
@@ -14,7 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from tersify.scoring import FloatArray, Units
+from tersify.scoring import Units
 
 BoolArray = npt.NDArray[np.bool_]
 SEPARATOR = "\n\n"
@@ -66,15 +67,6 @@ def _kept_text(text: str, units: Units, mask: BoolArray) -> str:
     lasts = np.concatenate([kept[breaks], [kept[-1]]])
     starts, ends = units.starts[firsts].tolist(), units.ends[lasts].tolist()
     return "".join(text[a:b] for a, b in zip(starts, ends, strict=True))
-
-
-def rank(scores: FloatArray) -> npt.NDArray[np.int64]:
-    """Unit indices, most informative first; ties keep text order.
-
-    >>> rank(np.array([0.5, 2.0, 0.5, 1.0], dtype=np.float32)).tolist()
-    [1, 3, 0, 2]
-    """
-    return np.argsort(-scores, kind="stable").astype(np.int64)
 
 
 def fit_budget(

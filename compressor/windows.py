@@ -52,34 +52,41 @@ class WindowPlan:
 
 
 def token_losses(
-    scorer: Scorer, sequences: Sequence[IntArray], plan: WindowPlan
+    scorer: Scorer,
+    sequences: Sequence[IntArray],
+    plan: WindowPlan,
+    prefix: IntArray | None = None,
 ) -> list[FloatArray]:
     """Surprisal ``-log p`` of every token of every sequence, from one batched scorer call.
 
     A sequence's first token is predicted from the scorer's BOS when it has one; without
     one it has no prediction and gets the highest surprisal of its sequence, so that it
-    ranks as informative rather than as free to drop.
+    ranks as informative rather than as free to drop. With ``prefix`` (a question, say),
+    every window starts with it, so that each token is scored given the prefix.
     """
+    head = np.zeros(0, dtype=np.int64) if prefix is None else prefix.astype(np.int64)
     bos = scorer.bos_token_id
-    capacity = min(plan.size, scorer.max_window) - (1 if bos is not None else 0)
+    if bos is not None:
+        head = np.concatenate([np.array([bos], dtype=np.int64), head])
+    capacity = min(plan.size, scorer.max_window) - len(head)
     if capacity < 4:
-        raise BadRequestError(f"the scorer's max_window={scorer.max_window} is too small")
+        raise BadRequestError(
+            f"windows of {min(plan.size, scorer.max_window)} ids leave no room after a "
+            f"{len(head)}-id prefix; shorten the question or use larger windows"
+        )
     windows: list[IntArray] = []
     placements: list[tuple[int, int, int, int]] = []
     for seq_index, ids in enumerate(sequences):
         for context_start, score_start, stop in plan.spans(len(ids), capacity):
-            window = ids[context_start:stop]
-            if bos is not None:
-                window = np.concatenate([np.array([bos], dtype=np.int64), window])
-            windows.append(window.astype(np.int64, copy=False))
+            windows.append(np.concatenate([head, ids[context_start:stop]]).astype(np.int64))
             placements.append((seq_index, context_start, score_start, stop))
     rows = scorer.logprobs(windows) if windows else []
     losses = [np.zeros(len(ids), dtype=np.float32) for ids in sequences]
-    shift = 1 if bos is not None else 0
+    shift = len(head)
     for (seq_index, context_start, score_start, stop), row in zip(placements, rows, strict=True):
         first = score_start - context_start + shift
         losses[seq_index][score_start:stop] = -row[first : first + stop - score_start]
-    if bos is None:
+    if shift == 0:
         for loss in losses:
             if len(loss) > 1:
                 loss[0] = loss[1:].max()

@@ -46,6 +46,7 @@ def test_default_valued_options_are_accepted(llm_lingua: PromptCompressor) -> No
         force_tokens=[],
         use_token_level_filter=True,
         context_budget="+100",
+        token_budget_ratio=1.4,
     )
     assert out["compressed_tokens"] < out["origin_tokens"]
 
@@ -53,22 +54,62 @@ def test_default_valued_options_are_accepted(llm_lingua: PromptCompressor) -> No
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("condition_in_question", "after_condition"),
-        ("reorder_context", "sort"),
-        ("dynamic_context_compression_ratio", 0.3),
-        ("force_tokens", ["\n"]),
         ("use_sentence_level_filter", True),
-        ("rank_method", "longllmlingua"),
-        ("condition_compare", True),
-        ("context_budget", "*1.5"),
-        ("force_context_ids", [0]),
+        ("keep_first_sentence", 1),
+        ("concate_question", False),
+        ("context_segs", ["a"]),
+        ("use_token_level_filter", False),
+        ("rank_method", "sentbert"),
     ],
 )
 def test_unimplemented_options_raise(
     llm_lingua: PromptCompressor, name: str, value: object
 ) -> None:
     with pytest.raises(UnsupportedOptionError, match=name):
-        llm_lingua.compress_prompt(["some text here"], rate=0.5, **{name: value})
+        llm_lingua.compress_prompt(["some text here", "and more"], rate=0.5, **{name: value})
+
+
+def test_longllmlingua_readme_example(llm_lingua: PromptCompressor) -> None:
+    docs = [sample_text("english", 1500, 20 + i) for i in range(6)]
+    docs[4] += " The vault's secret code is 4817."
+    out = llm_lingua.compress_prompt(
+        docs,
+        question="What is the secret code of the vault?",
+        rate=0.55,
+        condition_in_question="after_condition",
+        reorder_context="sort",
+        dynamic_context_compression_ratio=0.3,
+        condition_compare=True,
+        context_budget="+100",
+        rank_method="longllmlingua",
+    )
+    check_answer(out)
+    assert out["compressed_tokens"] <= round(out["origin_tokens"] * 0.55)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"rank_method": "bm25", "force_context_ids": [0], "reorder_context": "two_stage"},
+        {
+            "use_context_level_filter": False,
+            "force_tokens": ["\n", "?"],
+            "force_reserve_digit": True,
+        },
+        {"condition_in_question": "before", "rank_method": "longllmlingua"},
+        {"iterative_size": 100, "token_budget_ratio": 1.2},
+    ],
+)
+def test_supported_options(llm_lingua: PromptCompressor, options: dict) -> None:
+    docs = [sample_text("english", 1500, 40 + i) for i in range(4)]
+    out = llm_lingua.compress_prompt(docs, question="Which one?", rate=0.3, **options)
+    check_answer(out)
+    assert abs(out["compressed_tokens"] / out["origin_tokens"] - 0.3) <= 0.02
+
+
+def test_bad_condition_in_question(llm_lingua: PromptCompressor) -> None:
+    with pytest.raises(BadRequestError, match="condition_in_question"):
+        llm_lingua.compress_prompt(["a b", "c d"], question="q", condition_in_question="middle")
 
 
 def test_unknown_option_is_a_type_error_like_message(llm_lingua: PromptCompressor) -> None:

@@ -15,6 +15,8 @@ MODULES = [
     "tersify.windows",
     "tersify.compressor",
     "tersify.compat",
+    "tersify.coarse",
+    "tersify.tokens",
     "tersify.client",
     "tersify.client.onnx",
     "tersify.client.triton",

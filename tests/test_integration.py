@@ -116,3 +116,23 @@ def test_seed_through_triton_matches_embedded(
         assert via_triton.compressed_tokens == embedded.compressed_tokens
     finally:
         server.stop(tmp_path)
+
+
+def test_question_aware_ranking_finds_the_planted_fact(default_compressor: Compressor) -> None:
+    from tersify import ContextFilter, TokenFilter
+
+    question = "What is the secret code of the vault?"
+    docs = [sample_text("english", 1200, 500 + i) for i in range(8)]
+    docs[6] = (
+        docs[6][:600] + " The vault's secret code is 4817, said the caretaker. " + docs[6][600:]
+    )
+    result = default_compressor.compress(
+        docs,
+        question=question,
+        rate=0.25,
+        context_filter=ContextFilter(rank_method="longllmlingua", reorder="sort"),
+        token_filter=TokenFilter(condition_on_question=True),
+    )
+    assert result.context_order[0] == 6
+    assert "4817" in result.compressed_prompt
+    assert abs(result.rate - 0.25) <= 0.02

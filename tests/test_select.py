@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 
 from tersify.encoding import count_tokens, load_encoding
 from tersify.scoring import group_units
-from tersify.select import Assembler, fit_budget, join_prompt, rank
+from tersify.select import Assembler, fit_budget, join_prompt
+from tersify.tokens import selection_order
 
 from fakes import FakeScorer
 
@@ -55,7 +56,8 @@ def test_fit_budget_lands_on_the_largest_prefix_that_fits(seed: int, budget: int
     rng = np.random.default_rng(seed)
     texts = ["the fox 压缩 jumps over the dog. " * 10]
     assembler = _assembler(texts)
-    order = rank(rng.random(assembler.n_units).astype(np.float32))
+    scores = rng.random(assembler.n_units).astype(np.float32)
+    order = selection_order([scores], [np.zeros(assembler.n_units, dtype=bool)], None)
     prompt, tokens = fit_budget(order, assembler.build, lambda s: count_tokens(ENC, s), budget)
     assert tokens == count_tokens(ENC, prompt)
     floor = count_tokens(ENC, join_prompt("Instruction.", [], "Question?"))
@@ -74,6 +76,6 @@ def test_fit_budget_lands_on_the_largest_prefix_that_fits(seed: int, budget: int
         assert count_tokens(ENC, bigger) > budget
 
 
-def test_rank_is_descending_and_stable() -> None:
+def test_order_is_descending_and_stable() -> None:
     scores = np.array([1, 3, 3, 0, 2], dtype=np.float32)
-    assert rank(scores).tolist() == [1, 2, 4, 0, 3]
+    assert selection_order([scores], [np.zeros(5, dtype=bool)], None).tolist() == [1, 2, 4, 0, 3]

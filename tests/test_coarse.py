@@ -1,0 +1,188 @@
+"""Context-level filtering and token-level options (LongLLMLingua's features)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tersify import BadRequestError, Compressor, ContextFilter, TokenFilter
+from tersify.coarse import bm25_scores, keep_within_budget, question_scores, reorder
+
+from fakes import FakeScorer
+from test_compressor import check_properties
+from texts import sample_text
+
+NEEDLE = "The vault's secret code is 4817, said the caretaker of the museum."
+QUESTION = "What is the secret code of the vault?"
+
+
+def _documents(n: int = 8, at: int = 5) -> list[str]:
+    docs = [sample_text("english", 1500, 100 + i) for i in range(n)]
+    docs[at] = docs[at][:700] + " " + NEEDLE + " " + docs[at][700:]
+    return docs
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"rank_method": "random"}, "rank_method"),
+        ({"reorder": "shuffle"}, "reorder_context"),
+        ({"context_budget": "__import__('os')"}, "context_budget"),
+        ({"context_budget": "+"}, "context_budget"),
+        ({"dynamic_ratio": 1.5}, "dynamic_context_compression_ratio"),
+        ({"force_context_ids": (-1,)}, "force_context_ids"),
+    ],
+)
+def test_context_filter_checks_its_fields(kwargs: dict, field: str) -> None:
+    with pytest.raises(BadRequestError, match=field):
+        ContextFilter(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("text", "want"), [("+100", 1100), ("-100", 900), ("*1.5", 1500), (" + 0 ", 1000)]
+)
+def test_context_budget_strings(text: str, want: int) -> None:
+    assert ContextFilter(context_budget=text).context_tokens(1000) == want
+
+
+def test_bm25_finds_the_needle() -> None:
+    docs = _documents()
+    assert int(np.argmax(bm25_scores(docs, QUESTION))) == 5
+
+
+@given(st.lists(st.integers(1, 500), min_size=1, max_size=20), st.integers(0, 3000), st.data())
+def test_keep_within_budget(costs: list[int], budget: int, data: st.DataObject) -> None:
+    ranked = data.draw(st.permutations(range(len(costs))))
+    forced = data.draw(st.lists(st.sampled_from(range(len(costs))), max_size=2))
+    kept = keep_within_budget(ranked, costs, budget, forced)
+    assert kept and len(set(kept)) == len(kept)
+    assert set(forced) <= set(kept)
+    others = [i for i in kept if i not in forced]
+    assert others == [i for i in ranked if i in others][: len(others)]  # a prefix of the ranking
+    # all but the last kept context fit under the budget
+    assert sum(costs[i] for i in kept[:-1]) < budget or len(kept) <= max(1, len(set(forced)))
+
+
+def test_reorders() -> None:
+    ranked = [4, 2, 0, 1, 3]
+    kept = [0, 1, 2, 4]
+    assert reorder(kept, ranked, "original") == [0, 1, 2, 4]
+    assert reorder(kept, ranked, "sort") == [4, 2, 0, 1]
+    assert reorder(kept, ranked, "two_stage") == [4, 0, 1, 2]  # best ones at both ends
+
+
+def test_question_scores_use_one_call_and_fit_windows() -> None:
+    scorer = FakeScorer(max_window=64)
+    docs = [scorer.tokenize(d).ids for d in _documents(4, 1)]
+    question = scorer.tokenize(QUESTION).ids
+    for placement in ("after", "before"):
+        scorer.calls.clear()
+        scores = question_scores(scorer, docs, question, placement)  # type: ignore[arg-type]
+        assert scorer.calls == [sum(-(-len(d) // (64 - 1 - len(question))) for d in docs)]
+        assert scores.shape == (4,) and np.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("reorder_how", ["original", "sort", "two_stage"])
+def test_compressor_keeps_the_relevant_context(reorder_how: str) -> None:
+    docs = _documents()
+    compressor = Compressor(FakeScorer())
+    result = compressor.compress(
+        docs,
+        question=QUESTION,
+        rate=0.1,
+        context_filter=ContextFilter(rank_method="bm25", reorder=reorder_how),  # type: ignore[arg-type]
+    )
+    assert 5 in result.context_order
+    assert len(result.context_order) < len(docs)
+    if reorder_how != "original":
+        assert result.context_order[0] == 5
+    assert result.compressed_tokens <= result.target_tokens
+    assert abs(result.rate - 0.1) <= 0.02
+    assert result.compressed_prompt.endswith(QUESTION)
+
+
+def test_forced_contexts_are_kept() -> None:
+    docs = _documents()
+    result = Compressor(FakeScorer()).compress(
+        docs,
+        question=QUESTION,
+        rate=0.1,
+        context_filter=ContextFilter(rank_method="bm25", force_context_ids=(1,)),
+    )
+    assert {1, 5} <= set(result.context_order)
+    with pytest.raises(BadRequestError, match="force_context_ids"):
+        Compressor(FakeScorer()).compress(
+            docs, question=QUESTION, context_filter=ContextFilter(force_context_ids=(99,))
+        )
+
+
+def test_dynamic_ratio_keeps_more_of_better_contexts() -> None:
+    docs = [sample_text("english", 3000, 200 + i).replace("\n\n", " ") for i in range(4)]
+    docs[2] += " " + NEEDLE
+    how = ContextFilter(rank_method="bm25", context_budget="*10", reorder="sort", dynamic_ratio=0.8)
+    result = Compressor(FakeScorer()).compress(
+        docs, question=QUESTION, rate=0.4, context_filter=how
+    )
+    assert result.context_order[0] == 2 and len(result.context_order) == 4
+    body = result.compressed_prompt[: -len(QUESTION)].split("\n\n")
+    kept = [len(part) / len(docs[i]) for part, i in zip(body, result.context_order)]
+    assert kept[0] > 1.5 * kept[-1]
+    assert abs(result.rate - 0.4) <= 0.02
+
+
+def test_llmlingua_and_longllmlingua_ranking_run() -> None:
+    docs = _documents(5, 2)
+    for method in ("llmlingua", "longllmlingua"):
+        result = Compressor(FakeScorer()).compress(
+            docs,
+            question=QUESTION,
+            rate=0.3,
+            context_filter=ContextFilter(rank_method=method),  # type: ignore[arg-type]
+        )
+        assert result.compressed_tokens <= result.target_tokens
+    with pytest.raises(BadRequestError, match="question"):
+        Compressor(FakeScorer()).compress(docs, rate=0.3, context_filter=ContextFilter())
+
+
+def test_forced_tokens_digits_and_newlines_are_kept() -> None:
+    text = sample_text("english", 4000, 300) + "\nOrder 66 was given on 19 May.\n"
+    how = TokenFilter(force_tokens=("Order",), force_digits=True, keep_newlines=True)
+    result = Compressor(FakeScorer()).compress([text], rate=0.3, token_filter=how)
+    prompt = result.compressed_prompt
+    assert prompt.count("\n") == text.count("\n")
+    assert "Order" in prompt and "66" in prompt and "19" in prompt
+    check_properties(result, [text], "")
+
+
+@pytest.mark.parametrize(
+    "how",
+    [TokenFilter(condition_on_question=True), TokenFilter(contrastive=True)],
+)
+def test_question_conditioned_scores(how: TokenFilter) -> None:
+    docs = [sample_text("mixed", 3000, 400)]
+    result = Compressor(FakeScorer()).compress(docs, question=QUESTION, rate=0.3, token_filter=how)
+    check_properties(result, docs, QUESTION)
+    assert abs(result.rate - 0.3) <= 0.02
+    with pytest.raises(BadRequestError, match="question"):
+        Compressor(FakeScorer()).compress(docs, rate=0.3, token_filter=how)
+
+
+def test_bad_force_tokens() -> None:
+    with pytest.raises(BadRequestError, match="force_tokens"):
+        TokenFilter(force_tokens=("",))
+
+
+def test_selection_order_follows_weights() -> None:
+    from tersify.tokens import selection_order
+
+    scores = [np.arange(100, dtype=np.float32), np.arange(100, dtype=np.float32)]
+    forced = [np.zeros(100, dtype=bool), np.zeros(100, dtype=bool)]
+    forced[1][7] = True
+    order = selection_order(scores, forced, np.array([1.8, 0.2], dtype=np.float32))
+    assert order[0] == 107  # forced first
+    first = order[:50]
+    assert (first < 100).sum() > 5 * (first >= 100).sum()
+    plain = selection_order(scores, [np.zeros(100, bool)] * 2, None)
+    assert plain[0] in (99, 199)
