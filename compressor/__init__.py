@@ -18,6 +18,7 @@ from tersify.errors import (
     UnsupportedOptionError,
 )
 from tersify.scoring import Scorer, Tokenized
+from tersify.structured import Segment, parse_tagged
 from tersify.tokens import TokenFilter
 from tersify.windows import WindowPlan
 
@@ -33,10 +34,12 @@ __all__ = [
     "ScorerError",
     "ScorerTimeoutError",
     "ScorerUnavailableError",
+    "Segment",
     "TersifyError",
     "TokenFilter",
     "Tokenized",
     "UnsupportedOptionError",
     "WindowPlan",
+    "parse_tagged",
 ]
 __version__ = "0.1.0"

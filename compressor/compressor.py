@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import tiktoken
 
 from tersify.budget import Budget
 from tersify.coarse import (
-    QUESTION_SUFFIX,
     ContextFilter,
-    bm25_scores,
-    dynamic_weights,
-    keep_within_budget,
-    question_scores,
-    reorder,
 )
 from tersify.encoding import DEFAULT_ENCODING, count_tokens, load_encoding
 from tersify.errors import BadRequestError
-from tersify.scoring import FloatArray, IntArray, Scorer, Units, group_units
-from tersify.select import Assembler, fit_budget, join_prompt
-from tersify.tokens import TokenFilter, selection_order, unit_scores
-from tersify.windows import WindowPlan, token_losses
+from tersify.pipeline import Pipeline
+from tersify.scoring import Scorer
+from tersify.select import Assembler, join_prompt
+from tersify.structured import JsonLayout, Segment, parse_tagged
+from tersify.tokens import TokenFilter
+from tersify.windows import WindowPlan
 
 DEFAULT_PRICE_PER_1K = 0.06  # USD per 1,000 target tokens: GPT-4's input price in the seed
 
@@ -133,20 +131,17 @@ class Compressor:
         target = budget.target(origin_tokens)
         if target >= origin_tokens:
             return self._result(original, origin_tokens, origin_tokens, target, started)
-        run = _Run(self, contexts, question, token_filter or TokenFilter())
+        run = Pipeline(
+            self.scorer, self._window, self.count, contexts, question, token_filter or TokenFilter()
+        )
         order: list[int] = list(range(len(contexts)))
         weights = None
         if context_filter is not None and len(contexts) > 1:
             fixed = self.count(join_prompt(instruction, [], question))
             order, weights = run.filter_contexts(context_filter, max(0, target - fixed))
-        texts = [contexts[i] for i in order]
         units = [run.units(i) for i in order]
-        scores = run.unit_scores(order)
-        forced = [run.how.forced(text, u) for text, u in zip(texts, units, strict=True)]
-        assembler = Assembler(instruction, texts, units, question)
-        prompt, tokens = fit_budget(
-            selection_order(scores, forced, weights), assembler.build, self.count, target
-        )
+        assembler = Assembler(instruction, [contexts[i] for i in order], units, question)
+        prompt, tokens = run.fit(order, units, assembler.build, target, weights)
         return self._result(
             prompt,
             origin_tokens,
@@ -157,6 +152,111 @@ class Compressor:
             scorer_seconds=run.scorer_seconds,
             context_order=tuple(order),
         )
+
+    def compress_segments(
+        self,
+        segments: str | Sequence[Segment],
+        *,
+        question: str = "",
+        instruction: str = "",
+        rate: float | None = None,
+        ratio: float | None = None,
+        target_token: int | None = None,
+        token_filter: TokenFilter | None = None,
+    ) -> CompressionResult:
+        """Compress one prompt made of segments, each with its own rate or kept as it is.
+
+        ``segments`` is a list of :class:`Segment` or a string with LLMLingua's
+        ``<llmlingua, rate=...>`` / ``<llmlingua, compress=False>`` tags. Segments with
+        ``compress=False`` are kept byte for byte; the prompt lands on its budget.
+        """
+        started = time.perf_counter()
+        parts = parse_tagged(segments) if isinstance(segments, str) else list(segments)
+        if not parts or not any(p.text for p in parts):
+            raise BadRequestError("segments are empty: give text to compress")
+        if any(not isinstance(p, Segment) for p in parts):
+            raise BadRequestError("segments must be Segment objects or a tagged string")
+        texts = [p.text for p in parts]
+        _check_texts(texts, question, instruction)
+        budget = Budget(rate=rate, ratio=ratio, target_token=target_token)
+        original = join_prompt(instruction, ["".join(texts)], question)
+        origin_tokens = self.count(original)
+        target = budget.target(origin_tokens)
+        if target >= origin_tokens:
+            return self._result(original, origin_tokens, origin_tokens, target, started)
+        run = Pipeline(
+            self.scorer, self._window, self.count, texts, question, token_filter or TokenFilter()
+        )
+        order = list(range(len(parts)))
+        units = [run.units(i) for i in order]
+        overall = target / origin_tokens
+        weights = np.array([(p.rate or overall) / overall for p in parts], dtype=np.float32)
+        frozen = {i for i, p in enumerate(parts) if not p.compress}
+        assembler = Assembler(instruction, texts, units, question, joined=True)
+        prompt, tokens = run.fit(order, units, assembler.build, target, weights, frozen)
+        return self._result(
+            prompt,
+            origin_tokens,
+            tokens,
+            target,
+            started,
+            scorer_tokens=run.scorer_tokens,
+            scorer_seconds=run.scorer_seconds,
+        )
+
+    def compress_json(
+        self,
+        value: Any,
+        *,
+        rate: float | None = None,
+        ratio: float | None = None,
+        target_token: int | None = None,
+        keep_keys: Sequence[str] = (),
+        token_filter: TokenFilter | None = None,
+    ) -> CompressionResult:
+        """Compress the string values of a JSON value; the result always parses.
+
+        ``value`` is a decoded JSON value or JSON text. Keys, numbers, booleans, nulls
+        and the values of ``keep_keys`` are kept; the budget counts the JSON text.
+        """
+        started = time.perf_counter()
+        if isinstance(value, (str, bytes)):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise BadRequestError(f"the JSON to compress does not parse: {exc}") from exc
+        layout = JsonLayout.of(value, keep_keys=keep_keys)
+        budget = Budget(rate=rate, ratio=ratio, target_token=target_token)
+        original = layout.render(layout.strings)
+        origin_tokens = self.count(original)
+        target = budget.target(origin_tokens)
+        texts = list(layout.strings)
+        if target >= origin_tokens or not any(texts):
+            return self._result(original, origin_tokens, origin_tokens, target, started)
+        run = Pipeline(
+            self.scorer, self._window, self.count, texts, "", token_filter or TokenFilter()
+        )
+        order = list(range(len(texts)))
+        units = [run.units(i) for i in order]
+        assembler = Assembler("", texts, units, "")
+        prompt, tokens = run.fit(
+            order, units, lambda keep: layout.render(assembler.kept_parts(keep)), target, None
+        )
+        return self._result(
+            prompt,
+            origin_tokens,
+            tokens,
+            target,
+            started,
+            scorer_tokens=run.scorer_tokens,
+            scorer_seconds=run.scorer_seconds,
+        )
+
+    def _pipeline(
+        self, texts: list[str], question: str, token_filter: TokenFilter | None
+    ) -> Pipeline:
+        how = token_filter or TokenFilter()
+        return Pipeline(self._scorer, self._window, self.count, texts, question, how)
 
     def _result(
         self,
@@ -180,95 +280,6 @@ class Compressor:
             total_seconds=time.perf_counter() - started,
             context_order=context_order,
         )
-
-
-class _Run:
-    """One compression's scorer work, each piece computed once and only when needed."""
-
-    def __init__(
-        self, compressor: Compressor, contexts: list[str], question: str, how: TokenFilter
-    ) -> None:
-        if how.needs_question and not question:
-            raise BadRequestError(
-                "condition_in_question / condition_compare score tokens against the "
-                "question: give a question"
-            )
-        self._compressor = compressor
-        self._scorer = compressor.scorer
-        self._contexts = contexts
-        self._question = question
-        self.how = how
-        self._tokens = [self._scorer.tokenize(text) for text in contexts]
-        self._plain: dict[int, FloatArray] = {}
-        self.scorer_tokens = 0
-        self.scorer_seconds = 0.0
-
-    def units(self, index: int) -> Units:
-        return group_units(self._tokens[index].offsets, len(self._contexts[index]))
-
-    def _timed_losses(self, indices: Sequence[int], prefix: IntArray | None) -> list[FloatArray]:
-        started = time.perf_counter()
-        ids = [self._tokens[i].ids for i in indices]
-        losses = token_losses(self._scorer, ids, self._compressor._window, prefix)
-        self.scorer_seconds += time.perf_counter() - started
-        self.scorer_tokens += sum(len(x) for x in ids)
-        return losses
-
-    def plain(self, indices: Sequence[int]) -> list[FloatArray]:
-        missing = [i for i in indices if i not in self._plain]
-        for i, loss in zip(missing, self._timed_losses(missing, None), strict=True):
-            self._plain[i] = loss
-        return [self._plain[i] for i in indices]
-
-    def unit_scores(self, order: Sequence[int]) -> list[FloatArray]:
-        plain = (
-            self.plain(order)
-            if not self.how.condition_on_question or self.how.contrastive
-            else None
-        )
-        conditioned = None
-        if self.how.needs_question:
-            question = self._scorer.tokenize(self._question).ids
-            conditioned = self._timed_losses(order, question)
-        return [
-            unit_scores(
-                self.units(i),
-                None if plain is None else plain[k],
-                None if conditioned is None else conditioned[k],
-                self.how,
-            )
-            for k, i in enumerate(order)
-        ]
-
-    def filter_contexts(
-        self, how: ContextFilter, budget: int
-    ) -> tuple[list[int], FloatArray | None]:
-        """Rank, keep within the context budget, reorder; and per-context weights."""
-        n = len(self._contexts)
-        bad = [i for i in how.force_context_ids if i >= n]
-        if bad:
-            raise BadRequestError(f"force_context_ids {bad} are not among the {n} contexts")
-        if how.rank_method == "bm25":
-            relevance = bm25_scores(self._contexts, self._question)
-        elif how.rank_method == "llmlingua":
-            relevance = np.array(
-                [float(np.mean(x)) if len(x) else 0.0 for x in self.plain(range(n))]
-            )
-        else:
-            if not self._question:
-                raise BadRequestError("rank_method='longllmlingua' ranks by the question: give one")
-            question = self._scorer.tokenize(self._question + QUESTION_SUFFIX).ids
-            started = time.perf_counter()
-            relevance = question_scores(
-                self._scorer, [t.ids for t in self._tokens], question, how.question_placement
-            )
-            self.scorer_seconds += time.perf_counter() - started
-        ranked = np.argsort(-relevance, kind="stable").tolist()
-        costs = [self._compressor.count(text) for text in self._contexts]
-        kept = keep_within_budget(ranked, costs, how.context_tokens(budget), how.force_context_ids)
-        order = reorder(kept, ranked, how.reorder)
-        weights = dynamic_weights(order, ranked, how.dynamic_ratio) if how.dynamic_ratio else None
-        return order, weights
 
 
 def _check_texts(context: object, question: object, instruction: object) -> list[str]:

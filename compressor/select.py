@@ -31,13 +31,24 @@ def join_prompt(instruction: str, contexts: Sequence[str], question: str) -> str
 
 
 class Assembler:
-    """Builds the prompt that keeps a given set of units of the contexts."""
+    """Builds the prompt that keeps a given set of units of the contexts.
+
+    With ``joined``, the texts are pieces of one context (tagged segments) and are
+    concatenated as they are; otherwise each is a context of its own.
+    """
 
     def __init__(
-        self, instruction: str, texts: Sequence[str], units: Sequence[Units], question: str
+        self,
+        instruction: str,
+        texts: Sequence[str],
+        units: Sequence[Units],
+        question: str,
+        *,
+        joined: bool = False,
     ) -> None:
         self._instruction = instruction
         self._question = question
+        self._joined = joined
         self._texts = list(texts)
         self._units = list(units)
         sizes = [len(u) for u in self._units]
@@ -48,13 +59,19 @@ class Assembler:
         """How many units all contexts hold together."""
         return int(self._bounds[-1])
 
+    def kept_parts(self, keep: BoolArray) -> list[str]:
+        """What each text keeps of its units where ``keep`` is true, in order."""
+        return [
+            _kept_text(text, units, keep[self._bounds[index] : self._bounds[index + 1]])
+            for index, (text, units) in enumerate(zip(self._texts, self._units, strict=True))
+        ]
+
     def build(self, keep: BoolArray) -> str:
         """The prompt with the units where ``keep`` is true, in their original order."""
-        parts = []
-        for index, (text, units) in enumerate(zip(self._texts, self._units, strict=True)):
-            mask = keep[self._bounds[index] : self._bounds[index + 1]]
-            parts.append(_kept_text(text, units, mask))
-        return join_prompt(self._instruction, parts, self._question)
+        parts = self.kept_parts(keep)
+        return join_prompt(
+            self._instruction, ["".join(parts)] if self._joined else parts, self._question
+        )
 
 
 def _kept_text(text: str, units: Units, mask: BoolArray) -> str:

@@ -17,6 +17,7 @@ MODULES = [
     "tersify.compat",
     "tersify.coarse",
     "tersify.tokens",
+    "tersify.structured",
     "tersify.client",
     "tersify.client.onnx",
     "tersify.client.triton",

@@ -1,0 +1,201 @@
+"""Does the answer survive compression? tersify's modes and LLMLingua 0.2.2, side by side.
+
+    .venv/bin/python perf/quality_harness.py [--positions 0,3,6,9] [--skip-llmlingua]
+
+Multi-document QA from real text (perf/quality_data.py): 10 documents, one holding a
+planted fact, at several positions, in English and Chinese; plus the seed's own request
+(do its three modules' names survive?). At 2x, 4x and 10x (rate 0.5, 0.25, 0.1) it
+measures whether the answer survives, where the answer's document ranks (tersify reports
+its context order), the achieved rate and the latency, all on the same SmolLM2-135M
+weights. LLMLingua runs in perf/.venv-llmlingua (see bench_seed.py). Writes
+perf/out/quality.md, quality.json and quality.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from bench_seed import ROOT, _llmlingua_python, _smollm2_hf_folder
+from quality_data import OUT, Task, tasks
+
+from tersify import Compressor, ContextFilter, TokenFilter
+
+RATES = (0.5, 0.25, 0.1)
+SEED_KEYWORDS = ("Budget Controller", "Iterative Token-level Prompt Compression", "Alignment")
+MODES = {
+    "tersify token-level": {},
+    "tersify question-aware": {
+        "context_filter": ContextFilter(
+            rank_method="longllmlingua", reorder="sort", dynamic_ratio=0.3
+        ),
+        "token_filter": TokenFilter(condition_on_question=True, contrastive=True),
+    },
+}
+
+
+def _seed_task() -> Task:
+    seed = json.loads((ROOT / "examples" / "seed_request.json").read_text(encoding="utf-8"))
+    return Task("seed", "zh", tuple(seed["context"]), seed["question"], "|".join(SEED_KEYWORDS), -1)
+
+
+def _survived(task: Task, prompt: str) -> bool:
+    return all(k in prompt for k in task.answer.split("|"))
+
+
+def run_tersify(all_tasks: list[Task]) -> list[dict[str, object]]:
+    compressor = Compressor("smollm2-135m")
+    rows = []
+    for mode, options in MODES.items():
+        for task in all_tasks:
+            for rate in RATES:
+                started = time.perf_counter()
+                result = compressor.compress(
+                    list(task.documents), question=task.question, rate=rate, **options
+                )
+                order = list(result.context_order)
+                rows.append(
+                    {
+                        "system": mode,
+                        "task": task.name,
+                        "rate": rate,
+                        "seconds": time.perf_counter() - started,
+                        "origin_tokens": result.origin_tokens,
+                        "compressed_tokens": result.compressed_tokens,
+                        "survived": _survived(task, result.compressed_prompt),
+                        "answer_rank": order.index(task.answer_doc)
+                        if task.answer_doc in order
+                        else None,
+                    }
+                )
+                print(rows[-1], flush=True)
+    return rows
+
+
+def run_llmlingua(all_tasks: list[Task]) -> list[dict[str, object]]:
+    tasks_file = OUT / "quality_tasks.json"
+    tasks_file.write_text(
+        json.dumps([t.to_json() for t in all_tasks], ensure_ascii=False), encoding="utf-8"
+    )
+    cache = OUT / "tiktoken-cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    key = cache / "9b5ad71b2ce5302211f9c61530b329a4922fc6a4"
+    if not key.exists():
+        key.write_bytes((ROOT / "compressor" / "encodings" / "cl100k_base.tiktoken").read_bytes())
+    env = dict(os.environ, TIKTOKEN_CACHE_DIR=str(cache), HF_HUB_OFFLINE="1")
+    done = subprocess.run(
+        [
+            str(_llmlingua_python()),
+            str(Path(__file__).with_name("llmlingua_quality_runner.py")),
+            str(_smollm2_hf_folder()),
+            str(tasks_file),
+            ",".join(map(str, RATES)),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if done.returncode:
+        raise SystemExit(f"LLMLingua failed:\n{done.stderr[-3000:]}")
+    by_name = {t.name: t for t in all_tasks}
+    rows = []
+    for line in done.stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        row = json.loads(line)
+        prompt = row.pop("prompt")
+        row["survived"] = _survived(by_name[row["task"]], prompt)
+        row["answer_rank"] = None
+        rows.append(row)
+    return rows
+
+
+def _table(rows: list[dict[str, object]], all_tasks: list[Task]) -> str:
+    qa = [t.name for t in all_tasks if t.name != "seed"]
+    lines = [
+        "| system | compression | answer kept (QA) | English | Chinese | positions kept "
+        "| seed's modules kept | answer doc rank (mean) | achieved rate | median latency (s) |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    groups: dict[tuple[str, float], list[dict[str, object]]] = defaultdict(list)
+    for r in rows:
+        groups[(str(r["system"]), float(r["rate"]))].append(r)
+    for (system, rate), group in groups.items():
+        qa_rows = [r for r in group if r["task"] in qa]
+        kept = [r for r in qa_rows if r["survived"]]
+        en = sum(1 for r in kept if str(r["task"]).startswith("en"))
+        zh = sum(1 for r in kept if str(r["task"]).startswith("zh"))
+        n_en = sum(1 for r in qa_rows if str(r["task"]).startswith("en"))
+        positions = sorted({str(r["task"]).split("pos")[1] for r in kept}, key=int)
+        seed = [r for r in group if r["task"] == "seed"]
+        ranks = [int(r["answer_rank"]) for r in qa_rows if r["answer_rank"] is not None]
+        achieved = statistics.mean(
+            float(r["compressed_tokens"]) / float(r["origin_tokens"]) for r in group
+        )
+        lines.append(
+            f"| {system} | {1 / rate:.0f}x | {len(kept)}/{len(qa_rows)} | {en}/{n_en} "
+            f"| {zh}/{len(qa_rows) - n_en} "
+            f"| {','.join(positions) or '-'} | {'yes' if seed and seed[0]['survived'] else 'no'} "
+            f"| {statistics.mean(ranks) if ranks else float('nan'):.2f} | {achieved:.3f} "
+            f"| {statistics.median(float(r['seconds']) for r in group):.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _plot(rows: list[dict[str, object]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = list(dict.fromkeys(str(r["system"]) for r in rows))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(systems)
+    for k, system in enumerate(systems):
+        values = []
+        for rate in RATES:
+            group = [
+                r
+                for r in rows
+                if r["system"] == system and r["rate"] == rate and r["task"] != "seed"
+            ]
+            values.append(100 * sum(1 for r in group if r["survived"]) / max(1, len(group)))
+        ax.bar([i + k * width for i in range(len(RATES))], values, width, label=system)
+    ax.set_xticks(
+        [i + 0.4 - width / 2 for i in range(len(RATES))], [f"{1 / r:.0f}x" for r in RATES]
+    )
+    ax.set_ylabel("answer kept (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title("Planted fact kept after compression (SmolLM2-135M scorer)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--positions", default="0,3,6,9")
+    parser.add_argument("--skip-llmlingua", action="store_true")
+    args = parser.parse_args()
+    positions = tuple(int(p) for p in args.positions.split(","))
+    all_tasks = [*tasks(positions=positions), _seed_task()]
+    rows = run_tersify(all_tasks)
+    if not args.skip_llmlingua:
+        rows += run_llmlingua(all_tasks)
+    OUT.mkdir(exist_ok=True)
+    (OUT / "quality.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    table = _table(rows, all_tasks)
+    (OUT / "quality.md").write_text(table, encoding="utf-8")
+    _plot(rows, OUT / "quality.png")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
