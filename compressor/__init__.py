@@ -17,6 +17,7 @@ from tersify.errors import (
     TersifyError,
     UnsupportedOptionError,
 )
+from tersify.recover import recover
 from tersify.scoring import Scorer, Tokenized
 from tersify.structured import Segment, parse_tagged
 from tersify.tokens import TokenFilter
@@ -41,5 +42,6 @@ __all__ = [
     "UnsupportedOptionError",
     "WindowPlan",
     "parse_tagged",
+    "recover",
 ]
 __version__ = "0.1.0"

@@ -26,6 +26,7 @@ from typing import Any
 from tersify.coarse import RANK_METHODS, ContextFilter
 from tersify.compressor import DEFAULT_PRICE_PER_1K, Compressor
 from tersify.errors import BadRequestError, UnsupportedOptionError
+from tersify.recover import recover
 from tersify.request import answer
 from tersify.scoring import Scorer
 from tersify.tokens import TokenFilter
@@ -127,6 +128,10 @@ class PromptCompressor:
     def compressor(self) -> Compressor:
         """The :class:`tersify.Compressor` behind this front."""
         return self._compressor
+
+    def recover(self, original_prompt: str, compressed_prompt: str, response: str) -> str:
+        """LLMLingua's ``recover``: expand compressed fragments quoted in ``response``."""
+        return recover(original_prompt, compressed_prompt, response)
 
     def compress_prompt(
         self,

@@ -18,6 +18,7 @@ MODULES = [
     "tersify.coarse",
     "tersify.tokens",
     "tersify.structured",
+    "tersify.recover",
     "tersify.client",
     "tersify.client.onnx",
     "tersify.client.triton",

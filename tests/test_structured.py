@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -102,3 +103,23 @@ def test_json_text_and_errors() -> None:
     assert abs(result.rate - 0.3) <= 0.02
     with pytest.raises(BadRequestError, match="does not parse"):
         compressor.compress_json("{broken", rate=0.5)
+
+
+def test_recover_expands_fragments_of_a_real_compression() -> None:
+    from tersify import PromptCompressor, recover
+
+    original = sample_text("english", 4000, 9)
+    compressed = Compressor(FakeScorer()).compress([original], rate=0.4).compressed_prompt
+    # an answer quoting the compressed prompt word for word
+    response = " ".join(compressed.split()[:60])
+    recovered = recover(original, compressed, response)
+
+    def foreign(text: str) -> int:
+        words = re.findall(r"[A-Za-z0-9]+", text)
+        return sum(1 for w in words if not re.search(rf"\b{re.escape(w)}\b", original))
+
+    assert foreign(response) > 0
+    assert foreign(recovered) < foreign(response) / 2
+    assert recover(original, compressed, "") == ""
+    assert PromptCompressor(FakeScorer()).recover(original, compressed, response) == recovered  # type: ignore[arg-type]
+    assert recover("abc", "xyz", "xyz") == "xyz"  # not a subsequence: unchanged
