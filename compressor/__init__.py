@@ -19,6 +19,7 @@ from tersify.errors import (
 )
 from tersify.recover import recover
 from tersify.scoring import Scorer, Tokenized
+from tersify.sentences import SentenceFilter
 from tersify.structured import Segment, parse_tagged
 from tersify.tokens import TokenFilter
 from tersify.windows import WindowPlan
@@ -36,6 +37,7 @@ __all__ = [
     "ScorerTimeoutError",
     "ScorerUnavailableError",
     "Segment",
+    "SentenceFilter",
     "TersifyError",
     "TokenFilter",
     "Tokenized",

@@ -8,14 +8,16 @@ Code written for LLMLingua 0.2.2 keeps working by changing the import::
     {'compressed_prompt': ..., 'origin_tokens': ..., 'compressed_tokens': ...,
      'ratio': '2.0x', 'rate': '50.0%', 'saving': ', Saving $0.1 in GPT-4.'}
 
-Every LLMLingua parameter is accepted by name. The coarse level (``rank_method``
-``llmlingua``, ``longllmlingua`` or ``bm25``, ``context_budget``, ``force_context_ids``,
-``reorder_context``, ``dynamic_context_compression_ratio``) and the token-level options
+Every LLMLingua parameter is accepted by name. These work as in LLMLingua: the coarse
+level (``rank_method`` = ``llmlingua``, ``longllmlingua`` or ``bm25``,
+``context_budget``, ``force_context_ids``, ``reorder_context``,
+``dynamic_context_compression_ratio``), the sentence level
+(``use_sentence_level_filter``, ``keep_first_sentence``, ``keep_last_sentence``,
+``keep_sentence_number``, ``token_budget_ratio``) and the token level
 (``condition_in_question``, ``condition_compare``, ``force_tokens``,
-``force_reserve_digit``) work as in LLMLingua; ``iterative_size`` and
-``token_budget_ratio`` change nothing (tersify scores fixed windows and lands on the
-budget exactly); the rest raise :class:`UnsupportedOptionError` when given a
-non-default value, never silently ignored.
+``force_reserve_digit``). ``iterative_size`` changes nothing (tersify scores fixed
+windows and lands on the budget exactly). The rest raise
+:class:`UnsupportedOptionError` when given a non-default value, never silently ignored.
 """
 
 from __future__ import annotations
@@ -29,18 +31,15 @@ from tersify.errors import BadRequestError, UnsupportedOptionError
 from tersify.recover import recover
 from tersify.request import answer
 from tersify.scoring import Scorer
+from tersify.sentences import SentenceFilter
 from tersify.tokens import TokenFilter
 
 # LLMLingua 0.2.2's compress_prompt options that tersify does not implement yet, with
 # the value that means "off" there: any other value is refused.
 _NOT_YET: Mapping[str, Any] = {
     "force_context_number": None,
-    "use_sentence_level_filter": False,
     "use_token_level_filter": True,
     "keep_split": False,
-    "keep_first_sentence": 0,
-    "keep_last_sentence": 0,
-    "keep_sentence_number": 0,
     "high_priority_bonus": 100,
     "add_instruction": False,
     "concate_question": True,
@@ -70,10 +69,14 @@ _SUPPORTED: Mapping[str, Any] = {
     "condition_compare": False,
     "force_tokens": (),
     "force_reserve_digit": False,
-    # LLMLingua's KV-cache step and its iterative budget slack: tersify scores fixed
-    # windows and lands on the budget exactly, so they change nothing.
-    "iterative_size": 200,
+    "use_sentence_level_filter": False,
+    "keep_first_sentence": 0,
+    "keep_last_sentence": 0,
+    "keep_sentence_number": 0,
+    # How much more than the budget the kept sentences may hold (sentence filter only).
     "token_budget_ratio": 1.4,
+    # LLMLingua's KV-cache step: tersify scores fixed windows, so it changes nothing.
+    "iterative_size": 200,
 }
 _CONDITIONS = ("none", "before", "after")
 _LLMLINGUA_DEFAULT_MODEL = "NousResearch/Llama-2-7b-hf"
@@ -157,6 +160,7 @@ class PromptCompressor:
                     f"default ({_NOT_YET[name]!r})"
                 )
         context_filter, token_filter = _filters(settings)
+        sentence_filter = _sentence_filter(settings)
         if isinstance(target_token, bool) or not isinstance(target_token, (int, float)):
             raise BadRequestError(f"target_token={target_token!r} must be a number")
         result = self._compressor.compress(
@@ -166,9 +170,25 @@ class PromptCompressor:
             rate=rate,
             target_token=int(target_token) if target_token > 0 else None,
             context_filter=context_filter,
+            sentence_filter=sentence_filter,
             token_filter=token_filter,
         )
         return dict(answer(result, self._price)["data"])
+
+
+def _sentence_filter(settings: Mapping[str, Any]) -> SentenceFilter | None:
+    names = ("keep_first_sentence", "keep_last_sentence", "keep_sentence_number")
+    if not settings["use_sentence_level_filter"]:
+        given = [n for n in names if settings[n]]
+        if given:
+            raise BadRequestError(f"{given[0]} needs use_sentence_level_filter=True")
+        return None
+    return SentenceFilter(
+        keep_first=settings["keep_first_sentence"],
+        keep_last=settings["keep_last_sentence"],
+        keep_number=settings["keep_sentence_number"],
+        budget_ratio=float(settings["token_budget_ratio"]),
+    )
 
 
 def _filters(settings: Mapping[str, Any]) -> tuple[ContextFilter | None, TokenFilter]:

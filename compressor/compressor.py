@@ -21,6 +21,7 @@ from tersify.errors import BadRequestError
 from tersify.pipeline import Pipeline
 from tersify.scoring import Scorer
 from tersify.select import Assembler, join_prompt
+from tersify.sentences import SentenceFilter
 from tersify.structured import JsonLayout, Segment, parse_tagged
 from tersify.tokens import TokenFilter
 from tersify.windows import WindowPlan
@@ -113,6 +114,7 @@ class Compressor:
         ratio: float | None = None,
         target_token: int | None = None,
         context_filter: ContextFilter | None = None,
+        sentence_filter: SentenceFilter | None = None,
         token_filter: TokenFilter | None = None,
     ) -> CompressionResult:
         """Compress ``context`` so the whole prompt fits the budget; keep the rest verbatim.
@@ -120,8 +122,8 @@ class Compressor:
         The budget covers the whole prompt, instruction and question included (both are
         kept as they are). With no budget given, half is kept (``rate=0.5``).
         ``context_filter`` first keeps and reorders the contexts that matter most (with
-        several contexts); ``token_filter`` changes how units are scored and which are
-        always kept.
+        several contexts); ``sentence_filter`` then keeps the most informative sentences;
+        ``token_filter`` changes how units are scored and which are always kept.
         """
         started = time.perf_counter()
         contexts = _check_texts(context, question, instruction)
@@ -141,7 +143,9 @@ class Compressor:
             order, weights = run.filter_contexts(context_filter, max(0, target - fixed))
         units = [run.units(i) for i in order]
         assembler = Assembler(instruction, [contexts[i] for i in order], units, question)
-        prompt, tokens = run.fit(order, units, assembler.build, target, weights)
+        prompt, tokens = run.fit(
+            order, units, assembler.build, target, weights, sentences=sentence_filter
+        )
         return self._result(
             prompt,
             origin_tokens,

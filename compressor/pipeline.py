@@ -24,6 +24,7 @@ from tersify.coarse import (
 from tersify.errors import BadRequestError
 from tersify.scoring import FloatArray, IntArray, Scorer, Units, group_units
 from tersify.select import fit_budget
+from tersify.sentences import SentenceFilter
 from tersify.tokens import TokenFilter, selection_order, unit_scores
 from tersify.windows import WindowPlan, token_losses
 
@@ -83,8 +84,12 @@ class Pipeline:
         target: int,
         weights: FloatArray | None,
         frozen: Collection[int] = (),
+        sentences: SentenceFilter | None = None,
     ) -> tuple[str, int]:
-        """Keep units in selection order until the built prompt fits ``target``."""
+        """Keep units in selection order until the built prompt fits ``target``.
+
+        With ``sentences``, only units of the kept sentences (and forced units) may be kept.
+        """
         scores = self.unit_scores(order)
         forced = [
             np.ones(len(u), dtype=np.bool_)
@@ -92,7 +97,14 @@ class Pipeline:
             else self.how.forced(self._contexts[i], u)
             for i, u in zip(order, units, strict=True)
         ]
-        return fit_budget(selection_order(scores, forced, weights), build, self._count, target)
+        ranked = selection_order(scores, forced, weights)
+        if sentences is not None:
+            texts = [self._contexts[i] for i in order]
+            allowed = sentences.allowed(texts, units, scores, self._count, target)
+            mask = np.concatenate(allowed) | np.concatenate(forced)
+            ranked = ranked[mask[ranked]]
+        n_units = sum(len(u) for u in units)
+        return fit_budget(ranked, build, self._count, target, n_units)
 
     def unit_scores(self, order: Sequence[int]) -> list[FloatArray]:
         """Unit scores of the texts in ``order``, as the token filter asks."""

@@ -91,15 +91,18 @@ def fit_budget(
     build: Callable[[BoolArray], str],
     count: Callable[[str], int],
     budget: int,
+    n_units: int | None = None,
 ) -> tuple[str, int]:
     """The prompt keeping the most top-ranked units whose count fits ``budget``, and its count.
 
     When even keeping no unit is over budget (instruction and question alone exceed it),
-    that prompt is returned: they are kept verbatim whatever the budget.
+    that prompt is returned: they are kept verbatim whatever the budget. ``order`` may
+    leave units out (``n_units`` is then the total): those are never kept.
     """
+    total = len(order) if n_units is None else n_units
 
     def prompt_for(k: int) -> tuple[str, int]:
-        keep = np.zeros(len(order), dtype=np.bool_)
+        keep = np.zeros(total, dtype=np.bool_)
         keep[order[:k]] = True
         text = build(keep)
         return text, count(text)

@@ -186,3 +186,21 @@ def test_selection_order_follows_weights() -> None:
     assert (first < 100).sum() > 5 * (first >= 100).sum()
     plain = selection_order(scores, [np.zeros(100, bool)] * 2, None)
     assert plain[0] in (99, 199)
+
+
+def test_sentence_filter_draws_only_from_kept_sentences() -> None:
+    from tersify import SentenceFilter
+    from tersify.sentences import sentence_starts
+
+    text = " ".join(sample_text("english", 6000, 600).split())  # one paragraph, many sentences
+    first = text[: sentence_starts(text)[1]]
+    how = SentenceFilter(keep_first=1, keep_number=6, budget_ratio=1.5)
+    result = Compressor(FakeScorer()).compress([text], rate=0.1, sentence_filter=how)
+    assert result.compressed_tokens <= result.target_tokens
+    check_properties(result, [text], "")
+    # the first sentence is among the kept ones: its first word survives
+    assert first.split()[0] in result.compressed_prompt
+    with pytest.raises(BadRequestError, match="keep_first"):
+        SentenceFilter(keep_first=-1)
+    with pytest.raises(BadRequestError, match="token_budget_ratio"):
+        SentenceFilter(budget_ratio=0.5)

@@ -19,6 +19,7 @@ MODULES = [
     "tersify.tokens",
     "tersify.structured",
     "tersify.recover",
+    "tersify.sentences",
     "tersify.client",
     "tersify.client.onnx",
     "tersify.client.triton",
