@@ -257,10 +257,10 @@ class Compressor:
         )
 
     def _pipeline(
-        self, texts: list[str], question: str, token_filter: TokenFilter | None
+        self, texts: list[str], question: str, token_filter: TokenFilter | None, fraction: float
     ) -> Pipeline:
         how = token_filter or TokenFilter()
-        return Pipeline(self._scorer, self._window, self.count, texts, question, how)
+        return Pipeline(self._scorer, self._window, self.count, texts, question, how, fraction)
 
     def _result(
         self,

@@ -26,7 +26,7 @@ from tersify.scoring import FloatArray, IntArray, Scorer, Units, group_units
 from tersify.select import fit_budget
 from tersify.sentences import SentenceFilter
 from tersify.tokens import TokenFilter, selection_order, unit_scores
-from tersify.windows import WindowPlan, token_losses
+from tersify.windows import WindowPlan, iterative_losses, token_losses
 
 
 class Pipeline:
@@ -40,6 +40,7 @@ class Pipeline:
         contexts: list[str],
         question: str,
         how: TokenFilter,
+        keep_fraction: float = 0.5,
     ) -> None:
         if how.needs_question and not question:
             raise BadRequestError(
@@ -52,6 +53,7 @@ class Pipeline:
         self._contexts = contexts
         self._question = question
         self.how = how
+        self._keep_fraction = keep_fraction
         self._tokens = [self._scorer.tokenize(text) for text in contexts]
         self._plain: dict[int, FloatArray] = {}
         self.scorer_tokens = 0
@@ -64,7 +66,10 @@ class Pipeline:
     def _timed_losses(self, indices: Sequence[int], prefix: IntArray | None) -> list[FloatArray]:
         started = time.perf_counter()
         ids = [self._tokens[i].ids for i in indices]
-        losses = token_losses(self._scorer, ids, self._window, prefix)
+        if self.how.iterative:
+            losses = iterative_losses(self._scorer, ids, self._window, self._keep_fraction, prefix)
+        else:
+            losses = token_losses(self._scorer, ids, self._window, prefix)
         self.scorer_seconds += time.perf_counter() - started
         self.scorer_tokens += sum(len(x) for x in ids)
         return losses

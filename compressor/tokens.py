@@ -21,7 +21,9 @@ class TokenFilter:
 
     ``condition_on_question`` scores each token with the question before its window
     (LongLLMLingua's question-conditioned perplexity); ``contrastive`` scores it by how
-    much the question makes it more predictable (``condition_compare``). Units holding
+    much the question makes it more predictable (``condition_compare``). ``iterative``
+    scores each window given what earlier windows kept (LLMLingua's iterative mode)
+    instead of the original text before it (all windows at once). Units holding
     any of ``force_tokens``, a digit (``force_digits``) or a line break
     (``keep_newlines``) are always kept and count against the budget.
     """
@@ -31,6 +33,7 @@ class TokenFilter:
     force_tokens: tuple[str, ...] = ()
     force_digits: bool = False
     keep_newlines: bool = False
+    iterative: bool = False
 
     def __post_init__(self) -> None:
         if any(not isinstance(t, str) or not t for t in self.force_tokens):

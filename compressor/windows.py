@@ -87,7 +87,67 @@ def token_losses(
         first = score_start - context_start + shift
         losses[seq_index][score_start:stop] = -row[first : first + stop - score_start]
     if shift == 0:
-        for loss in losses:
-            if len(loss) > 1:
-                loss[0] = loss[1:].max()
+        _unpredicted_first(losses)
+    return losses
+
+
+def _unpredicted_first(losses: list[FloatArray]) -> None:
+    """Without BOS or prefix a first token has no prediction: rank it as informative."""
+    for loss in losses:
+        if len(loss) > 1:
+            loss[0] = loss[1:].max()
+
+
+def _most_surprising(stretch: FloatArray, fraction: float) -> IntArray:
+    """Positions of the ``fraction`` most surprising tokens of ``stretch``, in order."""
+    n_keep = max(1, int(np.ceil(fraction * len(stretch))))
+    return np.sort(np.argsort(-stretch, kind="stable")[:n_keep]).astype(np.int64)
+
+
+def iterative_losses(
+    scorer: Scorer,
+    sequences: Sequence[IntArray],
+    plan: WindowPlan,
+    keep_fraction: float,
+    prefix: IntArray | None = None,
+) -> list[FloatArray]:
+    """Surprisal of every token, each window conditioned on what was kept before it.
+
+    LLMLingua's iterative token-level compression: a window's context is the last
+    ``plan.overlap`` tokens that earlier windows kept (their most surprising
+    ``keep_fraction``), not the original text, so that scores follow the distribution
+    of the compressed prompt. Windows of all sequences at the same step go to the scorer
+    in one call; the steps are sequential.
+    """
+    head = np.zeros(0, dtype=np.int64) if prefix is None else prefix.astype(np.int64)
+    if scorer.bos_token_id is not None:
+        head = np.concatenate([np.array([scorer.bos_token_id], dtype=np.int64), head])
+    capacity = min(plan.size, scorer.max_window) - len(head)
+    context = min(plan.overlap, capacity // 2)
+    if capacity - context < 4:
+        raise BadRequestError("windows leave no room after the prefix; use larger windows")
+    losses = [np.zeros(len(ids), dtype=np.float32) for ids in sequences]
+    kept: list[list[int]] = [[] for _ in sequences]
+    position = [0] * len(sequences)
+    while True:
+        batch = []
+        for s, ids in enumerate(sequences):
+            if position[s] < len(ids):
+                carried = kept[s][-context:] if context else []
+                stop = min(len(ids), position[s] + capacity - len(carried))
+                window = np.concatenate(
+                    [head, np.asarray(carried, np.int64), ids[position[s] : stop]]
+                )
+                batch.append((s, len(head) + len(carried), stop, window.astype(np.int64)))
+        if not batch:
+            break
+        rows = scorer.logprobs([w for *_, w in batch])
+        for (s, first, stop, _), row in zip(batch, rows, strict=True):
+            start = position[s]
+            losses[s][start:stop] = -row[first : first + stop - start]
+            chosen = _most_surprising(losses[s][start:stop], keep_fraction)
+            kept[s].extend(sequences[s][start + chosen].tolist())
+            position[s] = stop
+    if len(head) == 0:
+        _unpredicted_first(losses)
     return losses

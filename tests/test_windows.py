@@ -71,3 +71,37 @@ def test_bad_plans_are_refused() -> None:
         WindowPlan(size=4)
     with pytest.raises(BadRequestError, match="overlap"):
         WindowPlan(size=64, overlap=40)
+
+
+def test_iterative_windows_condition_on_kept_tokens() -> None:
+    from tersify.windows import iterative_losses
+
+    scorer = FakeScorer(max_window=40)
+    seqs = [
+        scorer.tokenize("alpha beta gamma delta epsilon " * 30).ids,
+        scorer.tokenize("x y " * 50).ids,
+    ]
+    plan = WindowPlan(size=40, overlap=8)
+    parallel = token_losses(scorer, seqs, plan)
+    scorer.calls.clear()
+    iterative = iterative_losses(scorer, seqs, plan, keep_fraction=0.3)
+    assert len(scorer.calls) > 1  # sequential steps, each batching both sequences
+    assert scorer.calls[0] == 2
+    assert [len(x) for x in iterative] == [len(s) for s in seqs]
+    first = 40 - 1  # the first window sees the same context either way
+    np.testing.assert_allclose(iterative[0][:first], parallel[0][:first])
+    assert not np.allclose(iterative[0], parallel[0])  # later windows see kept tokens only
+
+
+def test_iterative_mode_lands_on_budget() -> None:
+    from tersify import Compressor, TokenFilter
+
+    from test_compressor import check_properties
+    from texts import sample_text
+
+    text = sample_text("mixed", 5000, 3)
+    result = Compressor(FakeScorer()).compress(
+        [text], question="Why?", rate=0.3, token_filter=TokenFilter(iterative=True)
+    )
+    check_properties(result, [text], "Why?")
+    assert abs(result.rate - 0.3) <= 0.02
