@@ -56,12 +56,17 @@ class Pipeline:
         self._keep_fraction = keep_fraction
         self._tokens = [self._scorer.tokenize(text) for text in contexts]
         self._plain: dict[int, FloatArray] = {}
+        self._units: dict[int, Units] = {}
         self.scorer_tokens = 0
         self.scorer_seconds = 0.0
 
     def units(self, index: int) -> Units:
-        """The units of text ``index``."""
-        return group_units(self._tokens[index].offsets, len(self._contexts[index]))
+        """The units of text ``index``, grouped once."""
+        if index not in self._units:
+            self._units[index] = group_units(
+                self._tokens[index].offsets, len(self._contexts[index])
+            )
+        return self._units[index]
 
     def _timed_losses(self, indices: Sequence[int], prefix: IntArray | None) -> list[FloatArray]:
         started = time.perf_counter()
@@ -155,6 +160,7 @@ class Pipeline:
                 self._scorer, [t.ids for t in self._tokens], question, how.question_placement
             )
             self.scorer_seconds += time.perf_counter() - started
+            self.scorer_tokens += sum(len(t.ids) + len(question) for t in self._tokens)
         ranked = np.argsort(-relevance, kind="stable").tolist()
         costs = [self._count(text) for text in self._contexts]
         kept = keep_within_budget(ranked, costs, how.context_tokens(budget), how.force_context_ids)
