@@ -184,14 +184,26 @@ def reorder(kept: Sequence[int], ranked: Sequence[int], how: Reorder) -> list[in
     return sorted(kept)
 
 
-def dynamic_weights(order: Sequence[int], ranked: Sequence[int], strength: float) -> FloatArray:
+def dynamic_weights(
+    order: Sequence[int], ranked: Sequence[int], strength: float, overall: float
+) -> FloatArray:
     """Relative kept fraction of each context in ``order``: more for better-ranked ones.
 
-    The best context gets ``1 + strength``, the worst ``1 - strength``, linear in rank.
+    LLMLingua's meaning of ``dynamic_context_compression_ratio``: the best context keeps
+    ``overall + strength`` of itself, the worst ``overall - strength``, linear in rank
+    (never below a sliver); returned relative to ``overall``.
+
+    >>> dynamic_weights([0, 1, 2], [2, 1, 0], 0.2, 0.4).round(2).tolist()
+    [0.5, 1.0, 1.5]
     """
-    position = {index: p for p, index in enumerate(i for i in ranked if i in set(order))}
+    kept = set(order)
+    position = {index: p for p, index in enumerate(i for i in ranked if i in kept)}
     span = max(1, len(order) - 1)
+    floor = 0.05 * overall
     return np.array(
-        [max(0.05, 1.0 + strength * (1.0 - 2.0 * position[i] / span)) for i in order],
+        [
+            max(floor, overall + strength * (1.0 - 2.0 * position[i] / span)) / overall
+            for i in order
+        ],
         dtype=np.float32,
     )

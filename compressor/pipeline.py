@@ -165,5 +165,7 @@ class Pipeline:
         costs = [self._count(text) for text in self._contexts]
         kept = keep_within_budget(ranked, costs, how.context_tokens(budget), how.force_context_ids)
         order = reorder(kept, ranked, how.reorder)
-        weights = dynamic_weights(order, ranked, how.dynamic_ratio) if how.dynamic_ratio else None
+        weights = None
+        if how.dynamic_ratio:
+            weights = dynamic_weights(order, ranked, how.dynamic_ratio, self._keep_fraction)
         return order, weights
