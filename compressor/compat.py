@@ -23,6 +23,7 @@ windows and lands on the budget exactly). The rest raise
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from tersify.coarse import RANK_METHODS, ContextFilter
@@ -42,7 +43,6 @@ _NOT_YET: Mapping[str, Any] = {
     "keep_split": False,
     "high_priority_bonus": 100,
     "add_instruction": False,
-    "concate_question": True,
     "context_segs": None,
     "context_segs_rate": None,
     "context_segs_compress": None,
@@ -75,6 +75,8 @@ _SUPPORTED: Mapping[str, Any] = {
     "keep_sentence_number": 0,
     # How much more than the budget the kept sentences may hold (sentence filter only).
     "token_budget_ratio": 1.4,
+    # False: the question guides compression but is left out of the compressed prompt.
+    "concate_question": True,
     # LLMLingua's KV-cache step: tersify scores fixed windows, so it changes nothing.
     "iterative_size": 200,
 }
@@ -161,19 +163,70 @@ class PromptCompressor:
                 )
         context_filter, token_filter = _filters(settings)
         sentence_filter = _sentence_filter(settings)
-        if isinstance(target_token, bool) or not isinstance(target_token, (int, float)):
-            raise BadRequestError(f"target_token={target_token!r} must be a number")
         result = self._compressor.compress(
             context,
             question=question,
             instruction=instruction,
             rate=rate,
-            target_token=int(target_token) if target_token > 0 else None,
+            target_token=_target(target_token),
             context_filter=context_filter,
             sentence_filter=sentence_filter,
             token_filter=token_filter,
         )
+        if not settings["concate_question"] and question:
+            prompt = result.compressed_prompt.removesuffix(question).removesuffix("\n\n")
+            result = replace(
+                result, compressed_prompt=prompt, compressed_tokens=self._compressor.count(prompt)
+            )
         return dict(answer(result, self._price)["data"])
+
+    def structured_compress_prompt(
+        self,
+        context: str | Sequence[str],
+        instruction: str = "",
+        question: str = "",
+        rate: float = 0.5,
+        target_token: float = -1,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """LLMLingua's structured compression: ``<llmlingua, rate=..., compress=...>`` tags.
+
+        Token-level options (``force_tokens``, ``force_reserve_digit``,
+        ``condition_in_question`` with ``_condition``, ``condition_compare``) apply.
+        """
+        unknown = sorted(
+            set(options)
+            - {
+                "force_tokens",
+                "force_reserve_digit",
+                "condition_in_question",
+                "condition_compare",
+                "iterative_size",
+            }
+        )
+        if unknown:
+            raise UnsupportedOptionError(
+                f"{unknown[0]} is not supported by structured_compress_prompt in tersify"
+            )
+        settings = {**_SUPPORTED, **options, "use_context_level_filter": False}
+        _, token_filter = _filters(settings)
+        text = context if isinstance(context, str) else "".join(context)
+        result = self._compressor.compress_segments(
+            text,
+            question=question,
+            instruction=instruction,
+            rate=rate,
+            target_token=_target(target_token),
+            token_filter=token_filter,
+        )
+        return dict(answer(result, self._price)["data"])
+
+
+def _target(target_token: object) -> int | None:
+    """LLMLingua's ``target_token`` (-1: unset) as tersify's (None: unset)."""
+    if isinstance(target_token, bool) or not isinstance(target_token, (int, float)):
+        raise BadRequestError(f"target_token={target_token!r} must be a number")
+    return int(target_token) if target_token > 0 else None
 
 
 def _sentence_filter(settings: Mapping[str, Any]) -> SentenceFilter | None:

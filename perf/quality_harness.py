@@ -1,6 +1,6 @@
 """Does the answer survive compression? tersify's modes and LLMLingua 0.2.2, side by side.
 
-    .venv/bin/python perf/quality_harness.py [--positions 0,3,6,9] [--skip-llmlingua]
+    .venv/bin/python perf/quality_harness.py [--positions 0,1,...,9] [--skip-llmlingua]
 
 Multi-document QA from real text (perf/quality_data.py): 10 documents, one holding a
 planted fact, at several positions, in English and Chinese; plus the seed's own request
@@ -181,7 +181,7 @@ def _plot(rows: list[dict[str, object]], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--positions", default="0,3,6,9")
+    parser.add_argument("--positions", default="0,1,2,3,4,5,6,7,8,9", help="answer positions")
     parser.add_argument("--skip-llmlingua", action="store_true")
     args = parser.parse_args()
     positions = tuple(int(p) for p in args.positions.split(","))

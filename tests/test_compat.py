@@ -54,7 +54,7 @@ def test_default_valued_options_are_accepted(llm_lingua: PromptCompressor) -> No
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("concate_question", False),
+        ("add_instruction", True),
         ("context_segs", ["a"]),
         ("use_token_level_filter", False),
         ("rank_method", "sentbert"),
@@ -129,3 +129,29 @@ def test_real_scorer_folder_by_model_name(tiny_scorer_dir: Path) -> None:
     llm_lingua = PromptCompressor(str(tiny_scorer_dir), device_map="cpu")
     out = llm_lingua.compress_prompt(sample_text("mixed", 3000, 8), rate=0.4)
     assert abs(out["compressed_tokens"] / out["origin_tokens"] - 0.4) <= 0.02
+
+
+def test_concate_question_false_leaves_the_question_out(llm_lingua: PromptCompressor) -> None:
+    docs = [sample_text("english", 2000, 60)]
+    out = llm_lingua.compress_prompt(
+        docs, question="Which one is it?", rate=0.4, concate_question=False
+    )
+    assert not out["compressed_prompt"].endswith("Which one is it?")
+    assert out["compressed_tokens"] < round(out["origin_tokens"] * 0.4)
+    check_answer(out)
+
+
+def test_structured_compress_prompt(llm_lingua: PromptCompressor) -> None:
+    prompt = (
+        f"<llmlingua, compress=False>Keep <this> exactly.</llmlingua>"
+        f"<llmlingua, rate=0.5>{sample_text('english', 3000, 61)}</llmlingua>"
+        f"{sample_text('code', 2000, 62)}"
+    )
+    out = llm_lingua.structured_compress_prompt(
+        prompt, question="Why?", rate=0.3, force_reserve_digit=True
+    )
+    check_answer(out)
+    assert out["compressed_prompt"].startswith("Keep <this> exactly.")
+    assert out["compressed_tokens"] <= round(out["origin_tokens"] * 0.3)
+    with pytest.raises(UnsupportedOptionError, match="rank_method"):
+        llm_lingua.structured_compress_prompt(prompt, rank_method="bm25")
