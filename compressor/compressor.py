@@ -133,9 +133,7 @@ class Compressor:
         target = budget.target(origin_tokens)
         if target >= origin_tokens:
             return self._result(original, origin_tokens, origin_tokens, target, started)
-        run = Pipeline(
-            self.scorer, self._window, self.count, contexts, question, token_filter or TokenFilter()
-        )
+        run = self._pipeline(contexts, question, token_filter, target / origin_tokens)
         order: list[int] = list(range(len(contexts)))
         weights = None
         if context_filter is not None and len(contexts) > 1:
@@ -152,8 +150,7 @@ class Compressor:
             tokens,
             target,
             started,
-            scorer_tokens=run.scorer_tokens,
-            scorer_seconds=run.scorer_seconds,
+            run=run,
             context_order=tuple(order),
         )
 
@@ -188,9 +185,7 @@ class Compressor:
         target = budget.target(origin_tokens)
         if target >= origin_tokens:
             return self._result(original, origin_tokens, origin_tokens, target, started)
-        run = Pipeline(
-            self.scorer, self._window, self.count, texts, question, token_filter or TokenFilter()
-        )
+        run = self._pipeline(texts, question, token_filter, target / origin_tokens)
         order = list(range(len(parts)))
         units = [run.units(i) for i in order]
         overall = target / origin_tokens
@@ -204,8 +199,7 @@ class Compressor:
             tokens,
             target,
             started,
-            scorer_tokens=run.scorer_tokens,
-            scorer_seconds=run.scorer_seconds,
+            run=run,
         )
 
     def compress_json(
@@ -237,9 +231,7 @@ class Compressor:
         texts = list(layout.strings)
         if target >= origin_tokens or not any(texts):
             return self._result(original, origin_tokens, origin_tokens, target, started)
-        run = Pipeline(
-            self.scorer, self._window, self.count, texts, "", token_filter or TokenFilter()
-        )
+        run = self._pipeline(texts, "", token_filter, target / origin_tokens)
         order = list(range(len(texts)))
         units = [run.units(i) for i in order]
         assembler = Assembler("", texts, units, "")
@@ -252,8 +244,7 @@ class Compressor:
             tokens,
             target,
             started,
-            scorer_tokens=run.scorer_tokens,
-            scorer_seconds=run.scorer_seconds,
+            run=run,
         )
 
     def _pipeline(
@@ -269,8 +260,7 @@ class Compressor:
         tokens: int,
         target: int,
         started: float,
-        scorer_tokens: int = 0,
-        scorer_seconds: float = 0.0,
+        run: Pipeline | None = None,
         context_order: tuple[int, ...] = (),
     ) -> CompressionResult:
         return CompressionResult(
@@ -279,8 +269,8 @@ class Compressor:
             compressed_tokens=tokens,
             target_tokens=target,
             encoding=self._encoding.name,
-            scorer_tokens=scorer_tokens,
-            scorer_seconds=scorer_seconds,
+            scorer_tokens=run.scorer_tokens if run else 0,
+            scorer_seconds=run.scorer_seconds if run else 0.0,
             total_seconds=time.perf_counter() - started,
             context_order=context_order,
         )
