@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODEL ?= gemma-3-270m
 
-.PHONY: run test scorer lint bench bench-triton soak clean
+.PHONY: run test scorer lint bench bench-triton soak quality clean
 
 $(BIN)/tersify: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench-triton: scorer
 
 soak: scorer
 	$(BIN)/python perf/soak_http.py
+
+quality: scorer
+	$(BIN)/python -m pip install --quiet --quiet matplotlib
+	cd perf && ../$(BIN)/python quality_harness.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
