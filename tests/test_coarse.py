@@ -204,3 +204,32 @@ def test_sentence_filter_draws_only_from_kept_sentences() -> None:
         SentenceFilter(keep_first=-1)
     with pytest.raises(BadRequestError, match="token_budget_ratio"):
         SentenceFilter(budget_ratio=0.5)
+
+
+def test_keep_last_sentence_in_chinese() -> None:
+    from tersify import SentenceFilter
+    from tersify.sentences import sentence_starts
+
+    text = (
+        "".join(f"第{i}句话讲的是一个很长的故事，内容非常丰富。" for i in range(40))
+        + "最后一句必须保留。"
+    )
+    assert len(sentence_starts(text)) == 41
+    how = SentenceFilter(keep_last=1, keep_number=3, budget_ratio=1.2)
+    result = Compressor(FakeScorer()).compress([text], rate=0.3, sentence_filter=how)
+    assert result.compressed_tokens <= result.target_tokens
+    check_properties(result, [text], "")
+    # which units may be kept: those of three sentences, the last one among them
+    from tersify.encoding import count_tokens, load_encoding
+    from tersify.scoring import group_units
+
+    tokens = FakeScorer().tokenize(text)
+    units = group_units(tokens.offsets, len(text))
+    scores = np.bincount(units.token_unit, minlength=len(units)).astype(np.float32)
+    enc = load_encoding()
+    (allowed,) = how.allowed([text], [units], [scores], lambda t: count_tokens(enc, t), 10_000)
+    kept = {
+        int(s)
+        for s in np.searchsorted(sentence_starts(text), units.starts[allowed], side="right") - 1
+    }
+    assert 40 in kept and len(kept) == 3
