@@ -127,10 +127,8 @@ class Compressor:
         """
         started = time.perf_counter()
         contexts = _check_texts(context, question, instruction)
-        budget = Budget(rate=rate, ratio=ratio, target_token=target_token)
         original = join_prompt(instruction, contexts, question)
-        origin_tokens = self.count(original)
-        target = budget.target(origin_tokens)
+        origin_tokens, target = self._sizes(original, rate, ratio, target_token)
         if target >= origin_tokens:
             return self._result(original, origin_tokens, origin_tokens, target, started)
         run = self._pipeline(contexts, question, token_filter, target / origin_tokens)
@@ -179,10 +177,8 @@ class Compressor:
             raise BadRequestError("segments must be Segment objects or a tagged string")
         texts = [p.text for p in parts]
         _check_texts(texts, question, instruction)
-        budget = Budget(rate=rate, ratio=ratio, target_token=target_token)
         original = join_prompt(instruction, ["".join(texts)], question)
-        origin_tokens = self.count(original)
-        target = budget.target(origin_tokens)
+        origin_tokens, target = self._sizes(original, rate, ratio, target_token)
         if target >= origin_tokens:
             return self._result(original, origin_tokens, origin_tokens, target, started)
         run = self._pipeline(texts, question, token_filter, target / origin_tokens)
@@ -224,10 +220,8 @@ class Compressor:
             except json.JSONDecodeError as exc:
                 raise BadRequestError(f"the JSON to compress does not parse: {exc}") from exc
         layout = JsonLayout.of(value, keep_keys=keep_keys)
-        budget = Budget(rate=rate, ratio=ratio, target_token=target_token)
         original = layout.render(layout.strings)
-        origin_tokens = self.count(original)
-        target = budget.target(origin_tokens)
+        origin_tokens, target = self._sizes(original, rate, ratio, target_token)
         texts = list(layout.strings)
         if target >= origin_tokens or not any(texts):
             return self._result(original, origin_tokens, origin_tokens, target, started)
@@ -246,6 +240,14 @@ class Compressor:
             started,
             run=run,
         )
+
+    def _sizes(
+        self, original: str, rate: float | None, ratio: float | None, target_token: int | None
+    ) -> tuple[int, int]:
+        """The original prompt's size and the budget, both in target tokens."""
+        budget = Budget(rate=rate, ratio=ratio, target_token=target_token)
+        origin_tokens = self.count(original)
+        return origin_tokens, budget.target(origin_tokens)
 
     def _pipeline(
         self, texts: list[str], question: str, token_filter: TokenFilter | None, fraction: float

@@ -64,10 +64,7 @@ def token_losses(
     ranks as informative rather than as free to drop. With ``prefix`` (a question, say),
     every window starts with it, so that each token is scored given the prefix.
     """
-    head = np.zeros(0, dtype=np.int64) if prefix is None else prefix.astype(np.int64)
-    bos = scorer.bos_token_id
-    if bos is not None:
-        head = np.concatenate([np.array([bos], dtype=np.int64), head])
+    head = _head(scorer, prefix)
     capacity = min(plan.size, scorer.max_window) - len(head)
     if capacity < 4:
         raise BadRequestError(
@@ -89,6 +86,13 @@ def token_losses(
     if shift == 0:
         _unpredicted_first(losses)
     return losses
+
+
+def _head(scorer: Scorer, prefix: IntArray | None) -> IntArray:
+    """What every window starts with: the scorer's BOS (if any), then ``prefix``."""
+    bos = [] if scorer.bos_token_id is None else [scorer.bos_token_id]
+    rest = [] if prefix is None else prefix.tolist()
+    return np.asarray(bos + rest, dtype=np.int64)
 
 
 def _unpredicted_first(losses: list[FloatArray]) -> None:
@@ -119,9 +123,7 @@ def iterative_losses(
     of the compressed prompt. Windows of all sequences at the same step go to the scorer
     in one call; the steps are sequential.
     """
-    head = np.zeros(0, dtype=np.int64) if prefix is None else prefix.astype(np.int64)
-    if scorer.bos_token_id is not None:
-        head = np.concatenate([np.array([scorer.bos_token_id], dtype=np.int64), head])
+    head = _head(scorer, prefix)
     capacity = min(plan.size, scorer.max_window) - len(head)
     context = min(plan.overlap, capacity // 2)
     if capacity - context < 4:

@@ -117,17 +117,24 @@ def _llmlingua_python() -> Path:
     return python
 
 
-def run_llmlingua(repeat: int) -> dict[str, object]:
-    folder = _smollm2_hf_folder()
-    python = _llmlingua_python()
-    # LLMLingua asks tiktoken for cl100k_base, which tiktoken downloads; give it the
-    # file tersify ships, under tiktoken's cache key.
+def llmlingua_env() -> dict[str, str]:
+    """The environment LLMLingua runs in: offline, tiktoken's cl100k_base from tersify's file.
+
+    LLMLingua asks tiktoken for cl100k_base, which tiktoken downloads; give it the file
+    tersify ships, under tiktoken's cache key.
+    """
     cache = OUT / "tiktoken-cache"
     cache.mkdir(parents=True, exist_ok=True)
     key = cache / "9b5ad71b2ce5302211f9c61530b329a4922fc6a4"
     if not key.exists():
         key.write_bytes((ROOT / "compressor" / "encodings" / "cl100k_base.tiktoken").read_bytes())
-    env = dict(os.environ, TIKTOKEN_CACHE_DIR=str(cache), HF_HUB_OFFLINE="1")
+    return dict(os.environ, TIKTOKEN_CACHE_DIR=str(cache), HF_HUB_OFFLINE="1")
+
+
+def run_llmlingua(repeat: int) -> dict[str, object]:
+    folder = _smollm2_hf_folder()
+    python = _llmlingua_python()
+    env = llmlingua_env()
     done = subprocess.run(
         [str(python), str(HERE / "llmlingua_runner.py"), str(folder), str(SEED), str(repeat)],
         capture_output=True,

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import time
 from collections import defaultdict
 from pathlib import Path
 
-from bench_seed import ROOT, _llmlingua_python, _smollm2_hf_folder
+from bench_seed import ROOT, _llmlingua_python, _smollm2_hf_folder, llmlingua_env
 from quality_data import OUT, Task, tasks
 
 from tersify import Compressor, ContextFilter, TokenFilter
@@ -83,12 +82,7 @@ def run_llmlingua(all_tasks: list[Task]) -> list[dict[str, object]]:
     tasks_file.write_text(
         json.dumps([t.to_json() for t in all_tasks], ensure_ascii=False), encoding="utf-8"
     )
-    cache = OUT / "tiktoken-cache"
-    cache.mkdir(parents=True, exist_ok=True)
-    key = cache / "9b5ad71b2ce5302211f9c61530b329a4922fc6a4"
-    if not key.exists():
-        key.write_bytes((ROOT / "compressor" / "encodings" / "cl100k_base.tiktoken").read_bytes())
-    env = dict(os.environ, TIKTOKEN_CACHE_DIR=str(cache), HF_HUB_OFFLINE="1")
+    env = llmlingua_env()
     done = subprocess.run(
         [
             str(_llmlingua_python()),
