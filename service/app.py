@@ -1,31 +1,38 @@
 """HTTP service: ``POST /compress`` takes the seed's request and answers in its format.
 
 ``GET /healthz`` says the process is up; ``GET /readyz`` also checks the scorer (a
-Triton scorer must answer). The OpenAPI schema is at ``/openapi.json``. Errors are JSON,
-``{"error": {"type": ..., "message": ...}}``; a bad request is a 400 that names the field,
-and the service stays up.
+Triton scorer must answer); ``GET /metrics`` is Prometheus text. The OpenAPI schema is at
+``/openapi.json``. Every route obeys the serving contract through one
+:class:`~tersify.service.guard.Guard` (admission, limits, deadline, auth, errors,
+metrics); every non-2xx answer is ``{"error": {"type", "message", "request_id"}}``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tersify.compressor import DEFAULT_PRICE_PER_1K, Compressor
-from tersify.errors import (
-    BadRequestError,
-    ScorerTimeoutError,
-    ScorerUnavailableError,
-    TersifyError,
-)
+from tersify.errors import ScorerUnavailableError
+from tersify.limits import Deadline
 from tersify.request import CompressRequest, answer
 from tersify.request import compress as compress_request
-
-MAX_BODY_BYTES = 8 * 1024 * 1024
+from tersify.service.errors import (
+    HTTPError,
+    MethodNotAllowedError,
+    NotFoundError,
+    error_response,
+)
+from tersify.service.guard import Guard, GuardMiddleware, ServeConfig
+from tersify.service.metrics import CONTENT_TYPE
+from tersify.service.playground import add_playground
 
 _REQUEST_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -78,42 +85,62 @@ _ERROR_SCHEMA: dict[str, Any] = {
     "properties": {
         "error": {
             "type": "object",
-            "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+            "properties": {
+                "type": {"type": "string"},
+                "message": {"type": "string"},
+                "request_id": {"type": "string"},
+            },
         }
     },
 }
 
 
-def _error(status: int, exc: BaseException) -> JSONResponse:
-    return JSONResponse(
-        status_code=status,
-        content={"error": {"type": type(exc).__name__, "message": str(exc)}},
-    )
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+    for status in (400, 401, 408, 413, 415, 421, 429, 500, 503, 504)
+}
 
 
-def _handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
-    async def handle(_: Request, exc: Exception) -> JSONResponse:
-        return _error(status, exc)
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    # Starlette's own 404/405 (and any other HTTPException) in the one error shape.
+    status = getattr(exc, "status_code", 500)
+    kind: HTTPError
+    if status == 404:
+        kind = NotFoundError(f"no route {request.url.path}: see /openapi.json")
+    elif status == 405:
+        kind = MethodNotAllowedError(
+            f"{request.method} is not allowed on {request.url.path}: see /openapi.json"
+        )
+    else:
+        kind = HTTPError(str(getattr(exc, "detail", exc)))
+        kind.status = status
+    return error_response(kind, request.state.request_id)
 
-    return handle
 
+def create_app(
+    compressor: Compressor,
+    *,
+    price_per_1k: float = DEFAULT_PRICE_PER_1K,
+    config: ServeConfig | None = None,
+    guard: Guard | None = None,
+) -> FastAPI:
+    """The service around ``compressor``; ``config`` (or a ready ``guard``) sets its bounds."""
+    guard = guard or Guard(config)
 
-def create_app(compressor: Compressor, *, price_per_1k: float = DEFAULT_PRICE_PER_1K) -> FastAPI:
-    """The service around ``compressor``."""
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        guard.admission.cancel_all()  # past the grace period: stop what still runs
+
     app = FastAPI(
         title="tersify",
         summary="Prompt compression with a small causal LM scorer.",
         version="0.1.0",
+        lifespan=lifespan,
     )
-
-    # Starlette picks the handler of the nearest class in the exception's MRO.
-    for kind, status in (
-        (BadRequestError, 400),
-        (ScorerUnavailableError, 503),
-        (ScorerTimeoutError, 504),
-        (TersifyError, 500),
-    ):
-        app.add_exception_handler(kind, _handler(status))
+    app.state.guard = guard
+    app.add_middleware(GuardMiddleware, guard=guard)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
 
     @app.post(
         "/compress",
@@ -124,34 +151,45 @@ def create_app(compressor: Compressor, *, price_per_1k: float = DEFAULT_PRICE_PE
                 "content": {"application/json": {"schema": _REQUEST_SCHEMA}},
             }
         },
-        responses={
-            200: {"content": {"application/json": {"schema": _ANSWER_SCHEMA}}},
-            400: {"content": {"application/json": {"schema": _ERROR_SCHEMA}}},
-            503: {"content": {"application/json": {"schema": _ERROR_SCHEMA}}},
-        },
+        responses={200: {"content": {"application/json": {"schema": _ANSWER_SCHEMA}}}, **_ERRORS},
     )
     async def compress(request: Request) -> dict[str, Any]:
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise BadRequestError(f"the request is larger than {MAX_BODY_BYTES} bytes")
-        parsed = CompressRequest.from_json(body)
-        result = await run_in_threadpool(compress_request, parsed, compressor)
-        return answer(result, price_per_1k)
+        async with guard.admit(request) as admitted:
+            body = await admitted.body()
+
+            def work(deadline: Deadline) -> dict[str, Any]:
+                parsed = CompressRequest.from_json(body)
+                guard.config.limits.check_contexts(len(parsed.context))
+                deadline.check()
+                result = compress_request(parsed, compressor)
+                guard.metrics.observe_work(result.scorer_tokens, result.scorer_seconds)
+                return answer(result, price_per_1k)
+
+            return await admitted.run(work)
 
     @app.get("/healthz", summary="The process is up")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz", summary="The scorer can be used")
-    async def readyz() -> JSONResponse:
+    async def readyz(request: Request) -> JSONResponse:
         check = getattr(compressor.scorer, "is_ready", None)
         ready = True if check is None else bool(await run_in_threadpool(check))
-        return JSONResponse(
-            status_code=200 if ready else 503,
-            content={
-                "status": "ready" if ready else "scorer unavailable",
-                "scorer": compressor.scorer.name,
-            },
+        if ready:
+            return JSONResponse({"status": "ready", "scorer": compressor.scorer.name})
+        refusal = error_response(
+            ScorerUnavailableError(f"the scorer {compressor.scorer.name} does not answer"),
+            request.state.request_id,
         )
+        body = json.loads(bytes(refusal.body))
+        body.update(status="scorer unavailable", scorer=compressor.scorer.name)
+        return JSONResponse(status_code=503, content=body)
 
+    @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(guard.metrics.render(), media_type=CONTENT_TYPE)
+
+    # Further pages and routes (the playground at /, the gateway) mount here, each using
+    # `guard` for the serving contract.
+    add_playground(app, open_path=guard.open_path)
     return app

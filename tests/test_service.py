@@ -54,7 +54,7 @@ def test_compress_answers_in_the_seed_format(client: TestClient) -> None:
     ],
 )
 def test_bad_requests_are_400_naming_the_field(client: TestClient, body: bytes, field: str) -> None:
-    response = client.post("/compress", content=body)
+    response = client.post("/compress", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["type"] == "BadRequestError" and field in error["message"]
@@ -118,6 +118,7 @@ def test_tersify_serve_through_triton(tiny_scorer_dir: Path, tmp_path: Path) -> 
         server.stop(tmp_path / "triton")
         status, body = _get(f"{base}/readyz")
         assert status == 503 and body["status"] == "scorer unavailable"
+        assert body["error"]["type"] == "ScorerUnavailableError"
         status, body = _post(f"{base}/compress", SEED)  # retried for 10 s, then a clear error
         assert status == 503 and body["error"]["type"] == "ScorerUnavailableError"
         assert "tersify triton status" in body["error"]["message"]

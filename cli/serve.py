@@ -1,0 +1,209 @@
+"""``tersify serve``: the HTTP compression service, bounded and guarded.
+
+SIGTERM (or Ctrl-C) stops accepting connections, lets the requests in flight finish for
+``--grace`` seconds, then stops what still runs at its next scorer call and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tersify.errors import BadRequestError, TersifyError
+from tersify.limits import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONTEXTS,
+    DEFAULT_MAX_SCORER_TOKENS,
+    Limits,
+)
+
+TOKEN_ENV = "TERSIFY_TOKEN"  # noqa: S105 - the variable's name, not a secret
+DEFAULT_GRACE_S = 30.0
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the HTTP compression service until SIGTERM or Ctrl-C."""
+    try:
+        import uvicorn
+
+        from tersify.service import create_app
+        from tersify.service.guard import LOOPBACK_HOSTS, ServeConfig
+        from tersify.service.logs import configure
+        from tersify.service.protocol import GuardedH11Protocol
+    except ImportError as exc:
+        raise TersifyError(
+            f"serve needs the [serve] extra: pip install 'tersify[serve]' ({exc})"
+        ) from exc
+    from tersify.compressor import Compressor
+
+    token = read_token(args.token_file)
+    loopback = is_loopback(args.host)
+    limits = limits_from(args)
+    config = ServeConfig(
+        max_inflight=args.max_inflight or ServeConfig().max_inflight,
+        max_queue=-1 if args.max_queue is None else args.max_queue,
+        timeout_s=args.timeout,
+        read_timeout_s=args.read_timeout,
+        limits=limits,
+        token=token,
+        allowed_hosts=LOOPBACK_HOSTS if loopback else None,
+        protect_probes=args.protect_probes,
+    )
+    configure(args.log_format)
+    if not loopback and token is None:
+        sys.stderr.write(
+            f"tersify: warning: serving on {args.host} without a token: anyone who can reach "
+            f"this port can use it; set {TOKEN_ENV} or --token-file\n"
+        )
+    compressor = Compressor(args.scorer, encoding=args.encoding)
+    app = create_app(compressor, price_per_1k=args.price_per_1k, config=config)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            http=GuardedH11Protocol,
+            timeout_keep_alive=max(1, round(args.read_timeout)),
+            timeout_graceful_shutdown=max(1, round(args.grace)),
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )
+    )
+    server.run()
+    # Past the grace period: work still running was told to stop; don't wait on it for long.
+    if not app.state.guard.admission.close(wait_s=5.0):
+        sys.stderr.write("tersify: compression threads did not stop in 5 s; exiting anyway\n")
+        sys.stderr.flush()
+        os._exit(1)
+    return 0
+
+
+def read_token(token_file: str | None) -> str | None:
+    """The bearer token from ``token_file`` or ``TERSIFY_TOKEN`` (the file wins)."""
+    if token_file is not None:
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadRequestError(f"cannot read the token file {token_file}: {exc}") from exc
+        if not token:
+            raise BadRequestError(f"the token file {token_file} is empty: put a secret in it")
+        return token
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    return token or None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` binds only the loopback interface."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(
+                ipaddress.ip_address(info[4][0]).is_loopback
+                for info in socket.getaddrinfo(host, None)
+            )
+        except (OSError, ValueError):
+            return False
+
+
+def limit_options(parser: argparse.ArgumentParser) -> None:
+    """The request limits as flags (the same names as :class:`tersify.limits.Limits`)."""
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help=f"largest request body (default {DEFAULT_MAX_BODY_BYTES})",
+    )
+    parser.add_argument(
+        "--max-contexts",
+        type=int,
+        default=DEFAULT_MAX_CONTEXTS,
+        help=f"most contexts in one request (default {DEFAULT_MAX_CONTEXTS})",
+    )
+    parser.add_argument(
+        "--max-scorer-tokens",
+        type=int,
+        default=DEFAULT_MAX_SCORER_TOKENS,
+        help=f"most scorer tokens in one request (default {DEFAULT_MAX_SCORER_TOKENS})",
+    )
+
+
+def limits_from(args: argparse.Namespace) -> Limits:
+    """The :class:`Limits` the flags of :func:`limit_options` ask for."""
+    return Limits(
+        max_body_bytes=args.max_body_bytes,
+        max_contexts=args.max_contexts,
+        max_scorer_tokens=args.max_scorer_tokens,
+    )
+
+
+def add_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    compression_options: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Add ``serve`` to the top-level parser."""
+    service = commands.add_parser(
+        "serve",
+        help="HTTP compression service",
+        description="HTTP compression service: POST /compress, GET /healthz /readyz /metrics.",
+    )
+    compression_options(service)
+    service.add_argument("--host", default="127.0.0.1", help="listen address (default: loopback)")
+    service.add_argument("--port", type=int, default=8080)
+    service.add_argument(
+        "--max-inflight",
+        type=int,
+        default=None,
+        help="compressions run at once (default: one per core, fewer if memory is short)",
+    )
+    service.add_argument(
+        "--max-queue",
+        type=int,
+        default=None,
+        help="requests that may wait for a slot; more get 429 (default: 4 per slot)",
+    )
+    service.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds a request may take, queue included; 504 after (default 60)",
+    )
+    service.add_argument(
+        "--read-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for a client's headers or next body bytes (default 10)",
+    )
+    service.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE_S,
+        help="seconds in-flight requests get to finish after SIGTERM "
+        f"(default {DEFAULT_GRACE_S:g})",
+    )
+    service.add_argument(
+        "--token-file",
+        default=None,
+        help=f"file holding the bearer token clients must send (or set {TOKEN_ENV})",
+    )
+    service.add_argument(
+        "--protect-probes",
+        action="store_true",
+        help="require the token on /readyz and /metrics too (/healthz stays open)",
+    )
+    service.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="access log as text lines or JSON lines (default text)",
+    )
+    limit_options(service)
+    service.set_defaults(run=serve)

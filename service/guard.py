@@ -1,0 +1,359 @@
+"""The serving contract in one piece, for every HTTP route that does work.
+
+``Guard`` holds what a route needs to obey DESIGN.md's serving contract: admission (a
+ticket, then a slot), limits on the body before and while it is read, a deadline per
+request and cancellation when the client leaves, auth and browser safety, the error
+shape, metrics and the access log. :class:`GuardMiddleware` does the per-request part
+for every route (request id, ``Host`` and bearer token checks, the error contract for
+anything that escapes, metrics, one access-log line). A route that does work reads::
+
+    @app.post("/compress")
+    async def compress(request: Request) -> dict[str, Any]:
+        async with guard.admit(request) as admitted:
+            body = await admitted.body()
+            return await admitted.run(lambda deadline: work(body, deadline))
+
+A new front (the gateway) adds its route the same way and gets all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tersify.errors import (
+    CancelledError,
+    DeadlineExceededError,
+    InternalError,
+    LimitExceededError,
+    TersifyError,
+)
+from tersify.limits import Deadline, Limits
+from tersify.service.admission import Admission
+from tersify.service.errors import (
+    HTTPError,
+    MisdirectedRequestError,
+    RequestTimeoutError,
+    UnauthorizedError,
+    UnsupportedMediaTypeError,
+    error_response,
+)
+from tersify.service.metrics import Metrics
+from tersify.validate import number
+
+T = TypeVar("T")
+access_log = logging.getLogger("tersify.access")
+error_log = logging.getLogger("tersify.service")
+
+# Measured with the embedded Gemma 3 270M scorer (README, "Serving"): the process holds
+# the model once, and each compression in flight adds its windows' activations.
+MEMORY_PER_INFLIGHT_BYTES = 800 * 1024 * 1024
+MEMORY_BASE_BYTES = 4 * 1024 * 1024 * 1024
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_READ_TIMEOUT_S = 10.0
+TIMEOUT_HEADER = "x-tersify-timeout"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_ALWAYS_OPEN = frozenset({"/healthz"})
+_PROBES = frozenset({"/readyz", "/metrics"})
+
+
+def default_max_inflight() -> int:
+    """One compression per core, fewer where half the memory would not hold them."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = 0
+    by_memory = (memory // 2 - MEMORY_BASE_BYTES) // MEMORY_PER_INFLIGHT_BYTES if memory else 1
+    return max(1, min(cores or 1, int(by_memory)))
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How much the service takes and from whom.
+
+    ``max_inflight`` compressions run at once and ``max_queue`` more wait; ``timeout_s`` is
+    every request's deadline (a request may ask for less with the ``X-Tersify-Timeout``
+    header); ``read_timeout_s`` bounds each wait for body bytes; ``token``, when set, is
+    the bearer token every route but ``/healthz`` needs (``/readyz`` and ``/metrics`` too
+    when ``protect_probes``); ``allowed_hosts``, when set, are the only ``Host`` names
+    answered (a loopback bind sets them against DNS rebinding).
+    """
+
+    max_inflight: int = field(default_factory=default_max_inflight)
+    max_queue: int = -1  # -1: four waiting per slot
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    limits: Limits = field(default_factory=Limits)
+    token: str | None = field(default=None, repr=False)
+    allowed_hosts: frozenset[str] | None = None
+    protect_probes: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_queue == -1:
+            object.__setattr__(self, "max_queue", 4 * self.max_inflight)
+        for name in ("timeout_s", "read_timeout_s"):
+            if not number(name, getattr(self, name)) > 0:
+                raise HTTPError(f"{name}={getattr(self, name)} must be more than 0 seconds")
+        if self.token is not None and not self.token.strip():
+            raise HTTPError("the token is empty: put a secret in the token file")
+
+
+class Guard:
+    """Admission, limits, deadlines, auth, errors and metrics, shared by every route."""
+
+    def __init__(self, config: ServeConfig | None = None, metrics: Metrics | None = None) -> None:
+        self.config = config or ServeConfig()
+        self.metrics = metrics or Metrics()
+        self.admission = Admission(self.config.max_inflight, self.config.max_queue, self.metrics)
+        self._open = set(_ALWAYS_OPEN) | (set() if self.config.protect_probes else set(_PROBES))
+        self._token = None if self.config.token is None else self.config.token.strip().encode()
+
+    def open_path(self, path: str) -> None:
+        """Serve ``path`` without a token (a static page, say)."""
+        self._open.add(path)
+
+    def check_access(self, scope: Scope) -> None:
+        """Refuse a wrong ``Host`` (421) and a missing or wrong bearer token (401)."""
+        headers = _headers(scope)
+        if self.config.allowed_hosts is not None:
+            host = _hostname(headers.get("host", ""))
+            if host not in self.config.allowed_hosts:
+                self.metrics.reject("host")
+                raise MisdirectedRequestError(
+                    f"this server answers for {', '.join(sorted(self.config.allowed_hosts))}, "
+                    f"not Host {host!r}: use one of those names"
+                )
+        if self._token is None or scope.get("path") in self._open:
+            return
+        scheme, _, given = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), self._token
+        ):
+            self.metrics.reject("auth")
+            raise UnauthorizedError(
+                "a bearer token is required: send 'Authorization: Bearer TOKEN' with the "
+                "server's token"
+            )
+
+    def deadline(self, request: Request) -> Deadline:
+        """The request's deadline: the server's timeout, or less if the request asks."""
+        seconds = self.config.timeout_s
+        asked = request.headers.get(TIMEOUT_HEADER)
+        if asked is not None:
+            try:
+                value = float(asked)
+            except ValueError:
+                value = float("nan")
+            if not value > 0 or value == float("inf"):
+                raise HTTPError(f"{TIMEOUT_HEADER}: {asked!r} must be a positive number of seconds")
+            seconds = min(seconds, value)
+        return Deadline(seconds)
+
+    @contextlib.asynccontextmanager
+    async def admit(self, request: Request) -> AsyncIterator[Admitted]:
+        """Check the headers, take a ticket (or 429 at once), and give the request its tools."""
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "application/json":
+            self.metrics.reject("media_type")
+            raise UnsupportedMediaTypeError(
+                f"the body must be JSON sent as 'Content-Type: application/json', not "
+                f"{media or 'no Content-Type'!r}"
+            )
+        length = request.headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                raise HTTPError(f"Content-Length {length!r} is not a byte count")
+            self._check_body(int(length))
+        deadline = self.deadline(request)
+        async with self.admission.ticket():
+            yield Admitted(self, request, deadline)
+
+    def _check_body(self, size: int) -> None:
+        try:
+            self.config.limits.check_body(size)
+        except LimitExceededError:
+            self.metrics.reject("body_too_large")
+            raise
+
+
+class Admitted:
+    """An admitted request: its body, read within limits, and its work, run in a slot."""
+
+    def __init__(self, guard: Guard, request: Request, deadline: Deadline) -> None:
+        self.guard = guard
+        self.request = request
+        self.deadline = deadline
+
+    async def body(self) -> bytes:
+        """The body, refused past the byte limit and when the client stalls."""
+        chunks: list[bytes] = []
+        size = 0
+        stream = self.request.stream().__aiter__()
+        while True:
+            wait = self.guard.config.read_timeout_s
+            remaining = self.deadline.remaining()
+            try:
+                chunk = await asyncio.wait_for(
+                    stream.__anext__(), timeout=wait if remaining is None else min(wait, remaining)
+                )
+            except StopAsyncIteration:
+                return b"".join(chunks)
+            except asyncio.TimeoutError:
+                self.guard.metrics.reject("read_timeout")
+                raise RequestTimeoutError(
+                    f"the body arrived too slowly (nothing for {wait:g} s, or past the "
+                    "deadline): send it at once"
+                ) from None
+            except ClientDisconnect:
+                raise CancelledError("the client went away while sending its body") from None
+            size += len(chunk)
+            self.guard._check_body(size)
+            chunks.append(chunk)
+
+    async def run(self, work: Callable[[Deadline], T]) -> T:
+        """Run ``work(deadline)`` in a compression slot; stop it when the client leaves.
+
+        Raises :class:`DeadlineExceededError` when the deadline passes first, and
+        :class:`CancelledError` when the client disconnects first (the work is told to
+        stop and keeps its slot until it does).
+        """
+        task = asyncio.ensure_future(self.guard.admission.run(work, self.deadline))
+        task.add_done_callback(_retrieve)
+        watcher = asyncio.ensure_future(_disconnected(self.request))
+        try:
+            remaining = self.deadline.remaining()
+            done, _ = await asyncio.wait(
+                {task, watcher},
+                timeout=None if remaining is None else remaining + 0.05,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if task in done:
+                return task.result()
+            self.deadline.cancel()
+            if watcher in done:
+                raise CancelledError("the client went away; its compression was stopped")
+            raise DeadlineExceededError(
+                f"the request did not finish within its {self.deadline.seconds:g} s deadline: "
+                "ask for less (a smaller context) or allow more time"
+            )
+        except asyncio.CancelledError:
+            self.deadline.cancel()  # the server is stopping: stop the work too
+            raise
+        finally:
+            watcher.cancel()
+            if not task.done():
+                task.cancel()
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def _disconnected(request: Request) -> None:
+    while True:
+        message: Message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {
+        key.decode("latin-1").lower(): value.decode("latin-1")
+        for key, value in scope.get("headers", ())
+    }
+
+
+def _hostname(host: str) -> str:
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class GuardMiddleware:
+    """Per request: an id, access checks, the error contract, metrics and one log line."""
+
+    def __init__(self, app: ASGIApp, guard: Guard) -> None:
+        self.app = app
+        self.guard = guard
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection scope."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        given = _headers(scope).get("x-request-id", "")
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *[(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"],
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        failure: BaseException | None = None
+        try:
+            self.guard.check_access(scope)
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:  # the error contract's last line: nothing escapes
+            failure = exc
+            if status == 0:
+                await error_response(exc, request_id)(scope, receive, send_with_id)
+        finally:
+            self._record(scope, request_id, status or 499, time.monotonic() - started, failure)
+
+    def _record(
+        self,
+        scope: Scope,
+        request_id: str,
+        status: int,
+        seconds: float,
+        failure: BaseException | None,
+    ) -> None:
+        route = getattr(scope.get("route"), "path", None) or "other"
+        self.guard.metrics.observe_request(route, status, seconds)
+        fields = {
+            "request_id": request_id,
+            "method": scope.get("method", ""),
+            "path": scope.get("path", ""),
+            "status": status,
+            "duration_ms": round(seconds * 1000, 1),
+            "client": (scope.get("client") or ("", 0))[0],
+        }
+        if failure is not None and (
+            not isinstance(failure, TersifyError) or isinstance(failure, InternalError)
+        ):
+            error_log.error("request %s failed", request_id, exc_info=failure)
+        if failure is not None:
+            fields["error"] = type(failure).__name__
+        access_log.info(
+            "%s %s %s %s %.1fms",
+            request_id,
+            fields["method"],
+            fields["path"],
+            status,
+            fields["duration_ms"],
+            extra={"fields": fields},
+        )

@@ -1,0 +1,300 @@
+"""The serving contract in process: admission, limits, deadlines, auth, errors, metrics.
+
+The app is the real one (`create_app`) with a fake scorer that can be made slow; requests
+go through httpx's ASGI transport, several at once where the test needs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Sequence
+
+import httpx
+import pytest
+
+from tersify import Compressor
+from tersify.limits import Limits
+from tersify.scoring import FloatArray, IntArray
+from tersify.service import create_app
+from tersify.service.guard import ServeConfig
+from tersify.service.metrics import Metrics
+
+from fakes import FakeScorer
+from texts import sample_text
+
+JSON = {"content-type": "application/json"}
+SMALL = json.dumps({"context": "The quick brown fox jumps over the lazy dog.", "rate": 0.5})
+
+
+class SlowScorer(FakeScorer):
+    """The fake scorer, ``delay`` seconds per scorer call; counts calls that ran."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.running = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    def logprobs(self, windows: Sequence[IntArray]) -> list[FloatArray]:
+        with self._lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        try:
+            time.sleep(self.delay)
+            return super().logprobs(windows)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+def _client(scorer: FakeScorer | None = None, **config: object) -> httpx.AsyncClient:
+    app = create_app(Compressor(scorer or FakeScorer()), config=ServeConfig(**config))  # type: ignore[arg-type]
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
+
+
+def _run(coroutine):  # type: ignore[no-untyped-def]
+    return asyncio.run(coroutine)
+
+
+def check_error(response: httpx.Response, status: int, kind: str) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"type", "message", "request_id"}
+    assert error["type"] == kind and error["message"]
+    assert error["request_id"] == response.headers["x-request-id"]
+    return error
+
+
+def test_a_flood_gets_fast_429s_while_admitted_requests_succeed() -> None:
+    scorer = SlowScorer(0.3)
+
+    async def flood() -> list[httpx.Response]:
+        async with _client(scorer, max_inflight=2, max_queue=2) as client:
+            started = time.monotonic()
+            responses = await asyncio.gather(
+                *[client.post("/compress", content=SMALL, headers=JSON) for _ in range(12)]
+            )
+            for response in responses:
+                if response.status_code == 429:
+                    assert time.monotonic() - started < 5
+            return list(responses)
+
+    responses = _run(flood())
+    codes = sorted(r.status_code for r in responses)
+    assert codes.count(200) == 4 and codes.count(429) == 8, codes
+    for response in responses:
+        if response.status_code == 429:
+            check_error(response, 429, "OverloadedError")
+            assert int(response.headers["retry-after"]) >= 1
+    assert scorer.peak <= 2  # never more compressions at once than slots
+
+
+def test_the_deadline_answers_504_and_a_request_may_ask_for_less() -> None:
+    scorer = SlowScorer(1.0)
+
+    async def slow() -> tuple[httpx.Response, float]:
+        async with _client(scorer, timeout_s=30) as client:
+            started = time.monotonic()
+            headers = {**JSON, "x-tersify-timeout": "0.3"}
+            response = await client.post("/compress", content=SMALL, headers=headers)
+            return response, time.monotonic() - started
+
+    response, took = _run(slow())
+    check_error(response, 504, "DeadlineExceededError")
+    assert took < 0.9  # answered at the deadline, not when the scorer call ended
+
+
+def test_a_queued_request_past_its_deadline_is_504() -> None:
+    scorer = SlowScorer(0.6)
+
+    async def queued() -> list[httpx.Response]:
+        async with _client(scorer, max_inflight=1, max_queue=4) as client:
+            first = client.post("/compress", content=SMALL, headers=JSON)
+            second = client.post(
+                "/compress", content=SMALL, headers={**JSON, "x-tersify-timeout": "0.2"}
+            )
+            return list(await asyncio.gather(first, second))
+
+    first, second = _run(queued())
+    assert first.status_code == 200
+    assert "slot" in check_error(second, 504, "DeadlineExceededError")["message"]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "inf", "nan"])
+def test_a_bad_timeout_header_is_400(value: str) -> None:
+    async def go() -> httpx.Response:
+        async with _client() as client:
+            headers = {**JSON, "x-tersify-timeout": value}
+            return await client.post("/compress", content=SMALL, headers=headers)
+
+    assert "x-tersify-timeout" in check_error(_run(go()), 400, "HTTPError")["message"]
+
+
+def test_body_limit_from_content_length_and_while_streaming() -> None:
+    async def go() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
+        async with _client(limits=Limits(max_body_bytes=1000)) as client:
+            declared = await client.post(
+                "/compress", content=b"{}", headers={**JSON, "content-length": "10000000000"}
+            )
+
+            async def chunks():  # type: ignore[no-untyped-def]
+                for _ in range(100):
+                    yield b" " * 100
+
+            streamed = await client.post("/compress", content=chunks(), headers=JSON)
+            fits = await client.post("/compress", content=SMALL, headers=JSON)
+            return declared, streamed, fits
+
+    declared, streamed, fits = _run(go())
+    assert "10000000000 bytes" in check_error(declared, 413, "LimitExceededError")["message"]
+    assert "1000 bytes" in check_error(streamed, 413, "LimitExceededError")["message"]
+    assert fits.status_code == 200
+
+
+def test_too_many_contexts_is_413_naming_the_limit() -> None:
+    async def go() -> httpx.Response:
+        async with _client(limits=Limits(max_contexts=3)) as client:
+            body = json.dumps({"context": ["a b", "c d", "e f", "g h"], "rate": 0.5})
+            return await client.post("/compress", content=body, headers=JSON)
+
+    message = check_error(_run(go()), 413, "LimitExceededError")["message"]
+    assert "4 contexts" in message and "limit of 3" in message
+
+
+@pytest.mark.parametrize("media", ["text/plain", "application/x-www-form-urlencoded", ""])
+def test_a_body_that_is_not_json_is_415(media: str) -> None:
+    async def go() -> httpx.Response:
+        async with _client() as client:
+            headers = {"content-type": media} if media else {}
+            return await client.post("/compress", content=SMALL, headers=headers)
+
+    check_error(_run(go()), 415, "UnsupportedMediaTypeError")
+
+
+def test_bearer_token_guards_everything_but_healthz() -> None:
+    async def go() -> dict[str, int]:
+        async with _client(token="s3cret-token") as client:
+            good = {**JSON, "authorization": "Bearer s3cret-token"}
+            bad = {**JSON, "authorization": "Bearer s3cret-tokem"}
+            none = await client.post("/compress", content=SMALL, headers=JSON)
+            check_error(none, 401, "UnauthorizedError")
+            assert none.headers["www-authenticate"].startswith("Bearer")
+            return {
+                "none": none.status_code,
+                "wrong": (await client.post("/compress", content=SMALL, headers=bad)).status_code,
+                "basic": (
+                    await client.post(
+                        "/compress", content=SMALL, headers={**JSON, "authorization": "Basic x"}
+                    )
+                ).status_code,
+                "good": (await client.post("/compress", content=SMALL, headers=good)).status_code,
+                "healthz": (await client.get("/healthz")).status_code,
+                "readyz": (await client.get("/readyz")).status_code,
+                "metrics": (await client.get("/metrics")).status_code,
+            }
+
+    assert _run(go()) == {
+        "none": 401,
+        "wrong": 401,
+        "basic": 401,
+        "good": 200,
+        "healthz": 200,
+        "readyz": 200,
+        "metrics": 200,
+    }
+
+
+def test_protected_probes_need_the_token_too() -> None:
+    async def go() -> tuple[int, int, int]:
+        async with _client(token="t0ken", protect_probes=True) as client:
+            return (
+                (await client.get("/healthz")).status_code,
+                (await client.get("/readyz")).status_code,
+                (await client.get("/metrics")).status_code,
+            )
+
+    assert _run(go()) == (200, 401, 401)
+
+
+def test_a_loopback_server_answers_only_loopback_host_names() -> None:
+    async def go() -> list[httpx.Response]:
+        async with _client(allowed_hosts=frozenset({"127.0.0.1", "localhost", "[::1]"})) as c:
+            return [
+                await c.get("/healthz", headers={"host": host})
+                for host in ("127.0.0.1:8080", "localhost", "[::1]:80", "evil.example:8080")
+            ]
+
+    *good, rebound = _run(go())
+    assert [r.status_code for r in good] == [200, 200, 200]
+    check_error(rebound, 421, "MisdirectedRequestError")
+
+
+def test_404_405_and_bad_json_share_the_error_shape() -> None:
+    async def go() -> list[httpx.Response]:
+        async with _client() as client:
+            return [
+                await client.get("/nowhere"),
+                await client.get("/compress"),
+                await client.post("/compress", content=b"{oops", headers=JSON),
+                await client.post("/compress", content=b'{"context": "\\ud800"}', headers=JSON),
+            ]
+
+    missing, method, bad, surrogate = _run(go())
+    check_error(missing, 404, "NotFoundError")
+    check_error(method, 405, "MethodNotAllowedError")
+    check_error(bad, 400, "BadRequestError")
+    assert "surrogate" in check_error(surrogate, 400, "BadRequestError")["message"]
+
+
+def test_request_id_is_echoed_or_made() -> None:
+    async def go() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
+        async with _client() as client:
+            return (
+                await client.get("/healthz", headers={"x-request-id": "abc-123"}),
+                await client.get("/healthz", headers={"x-request-id": "bad id;drop"}),
+                await client.get("/nowhere", headers={"x-request-id": "req.7"}),
+            )
+
+    echoed, replaced, error = _run(go())
+    assert echoed.headers["x-request-id"] == "abc-123"
+    assert len(replaced.headers["x-request-id"]) == 32
+    assert error.json()["error"]["request_id"] == "req.7"
+
+
+def test_metrics_count_requests_rejections_and_scorer_work() -> None:
+    async def go() -> str:
+        async with _client(max_inflight=1, max_queue=0) as client:
+            await client.post("/compress", content=SMALL, headers=JSON)
+            await client.post("/compress", content=b"{}", headers={"content-type": "text/plain"})
+            await client.get("/nowhere")
+            return (await client.get("/metrics")).text
+
+    text = _run(go())
+    assert 'tersify_requests_total{route="/compress",status="200"} 1' in text
+    assert 'tersify_requests_total{route="/compress",status="415"} 1' in text
+    assert 'tersify_requests_total{route="other",status="404"} 1' in text
+    assert 'tersify_rejections_total{reason="media_type"} 1' in text
+    assert 'tersify_request_duration_seconds_bucket{route="/compress",le="+Inf"} 2' in text
+    assert "tersify_in_flight 0" in text and "tersify_queue_depth 0" in text
+    tokens = next(line for line in text.splitlines() if line.startswith("tersify_scorer_tokens"))
+    assert int(tokens.split()[1]) > 0
+
+
+def test_metrics_exposition_escapes_label_values() -> None:
+    metrics = Metrics()
+    metrics.observe_request('a"b\\c', 200, 0.01)
+    assert 'route="a\\"b\\\\c"' in metrics.render()
+
+
+def test_a_real_text_compresses_through_the_guard() -> None:
+    async def go() -> httpx.Response:
+        async with _client() as client:
+            body = json.dumps({"context": [sample_text("english", 2000, 3)], "rate": 0.5})
+            return await client.post("/compress", content=body, headers=JSON)
+
+    data = _run(go()).json()["data"]
+    assert 0 < data["compressed_tokens"] < data["origin_tokens"]
