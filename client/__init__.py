@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from tersify.client.bundle import Bundle, Manifest
+from tersify.bundle import Bundle, Manifest
 from tersify.scoring import Scorer
 from tersify.settings import Settings
 

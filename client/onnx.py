@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import onnxruntime as ort
 
-from tersify.client.bundle import Bundle
+from tersify.bundle import INPUT_NAME, OUTPUT_NAME, Bundle
 from tersify.client.tokenizer import BundleScorerBase
 from tersify.errors import BadRequestError, ScorerError, ScorerUnavailableError
 from tersify.scoring import FloatArray, IntArray
@@ -69,7 +69,7 @@ class OnnxScorer(BundleScorerBase):
             for row, index in enumerate(batch):
                 ids[row, : len(windows[index])] = windows[index]
             try:
-                (out,) = self._session.run(["token_logprobs"], {"input_ids": ids})
+                (out,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: ids})
             except Exception as exc:  # onnxruntime's errors have no common public base
                 raise ScorerError(
                     f"the ONNX scorer failed on a [{len(batch)}, {width}] batch: {exc}"

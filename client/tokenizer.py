@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from tokenizers import Tokenizer
 
-from tersify.client.bundle import Bundle
+from tersify.bundle import Bundle
 from tersify.errors import ScorerUnavailableError
 from tersify.scoring import Tokenized
 

@@ -22,9 +22,9 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
-from tersify.client.bundle import Bundle
+from tersify.bundle import INPUT_NAME, OUTPUT_NAME, Bundle
 from tersify.client.tokenizer import BundleScorerBase
-from tersify.client.triton_config import INPUT_NAME, MODEL_NAME, OUTPUT_NAME, Batching
+from tersify.client.triton_config import MODEL_NAME, Batching
 from tersify.errors import (
     BadRequestError,
     ScorerError,

@@ -19,11 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from tersify.client.bundle import Bundle
+from tersify.bundle import INPUT_NAME, OUTPUT_NAME, Bundle
 
 MODEL_NAME = "tersify_scorer"
-INPUT_NAME = "input_ids"
-OUTPUT_NAME = "token_logprobs"
 FORMS = ("onnxruntime", "python")
 Form = Literal["onnxruntime", "python"]
 BACKEND_FILE = Path(__file__).with_name("triton_backend.py")

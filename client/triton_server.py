@@ -24,7 +24,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tersify.client.bundle import Bundle
+from tersify.bundle import Bundle
 from tersify.client.triton_config import MODEL_NAME, ScorerConfig, write_model
 from tersify.errors import ScorerUnavailableError
 

@@ -122,10 +122,8 @@ class PromptCompressor:
         else:
             scorer = model_name
         if isinstance(scorer, str) or scorer is None:
-            from tersify.client import open_scorer
-
             providers = ["CPUExecutionProvider"] if device_map == "cpu" else None
-            scorer = open_scorer(scorer, providers=providers)
+            scorer = Compressor.open(scorer, providers=providers)
         self._compressor = Compressor(scorer)
         self._price = price_per_1k
 

@@ -1,32 +1,40 @@
-"""The public entry point: ``Compressor`` and its frozen ``CompressionResult``."""
+"""The public entry point: ``Compressor`` and its frozen ``CompressionResult``.
+
+Three entry points (``compress``, ``compress_segments``, ``compress_json``) say what to
+compress as a :class:`_Job`; one sequence (:meth:`Compressor._run`) does the rest:
+check limits, size the budget, score, rank contexts, fit, explain, answer.
+"""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import tiktoken
 
+from tersify.assemble import Assembler, BoolArray, join_prompt
 from tersify.budget import Budget
-from tersify.coarse import (
-    ContextFilter,
-)
+from tersify.coarse import ContextFilter
 from tersify.encoding import DEFAULT_ENCODING, count_tokens, load_encoding
 from tersify.errors import BadRequestError
-from tersify.pipeline import Pipeline
-from tersify.scoring import Scorer
-from tersify.select import Assembler, join_prompt
+from tersify.explain import ContextExplanation, Explanation, ScoreKind, explain
+from tersify.limits import Deadline, Limits
+from tersify.metering import Metered
+from tersify.scoring import FloatArray, Scorer, Units
+from tersify.selection import Selection
 from tersify.sentences import SentenceFilter
 from tersify.structured import JsonLayout, Segment, parse_tagged
 from tersify.tokens import TokenFilter
+from tersify.validate import text, texts
 from tersify.windows import WindowPlan
 
-DEFAULT_PRICE_PER_1K = 0.06  # USD per 1,000 target tokens: GPT-4's input price in the seed
+DEFAULT_PRICE_PER_1K = 0.06  # USD per 1,000 target tokens: GPT-4's input price
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,8 @@ class CompressionResult:
 
     ``origin_tokens`` and ``compressed_tokens`` are counted in the target LLM's tokens
     (``encoding``); ``target_tokens`` is the budget the request asked for.
+    ``scorer_tokens`` are the ids the scorer computed log-probs for (BOS, question
+    prefixes and window overlaps included); ``explanation`` is there when asked for.
     """
 
     compressed_prompt: str
@@ -47,6 +57,7 @@ class CompressionResult:
     total_seconds: float = 0.0
     # Indices of the contexts in the compressed prompt, in its order (empty: unchanged).
     context_order: tuple[int, ...] = ()
+    explanation: Explanation | None = field(default=None, compare=False)
 
     @property
     def rate(self) -> float:
@@ -63,11 +74,34 @@ class CompressionResult:
         return (self.origin_tokens - self.compressed_tokens) * price_per_1k / 1000
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What one entry point asks to compress, before any scoring.
+
+    ``texts`` are the compressible pieces (contexts, segments, JSON strings); ``render``
+    turns each piece's kept text into the whole prompt; ``frozen`` pieces are kept whole;
+    ``rates`` give pieces their own rate, relative to the prompt's (``None``: the prompt's).
+    """
+
+    texts: list[str]
+    question: str
+    render: Callable[[Sequence[int], list[str]], str]
+    frozen: Collection[int] = ()
+    rates: Sequence[float | None] | None = None
+    verbatim_parts: str = "instruction and question"
+
+    def prompt(self, order: Sequence[int], parts: list[str]) -> str:
+        """The prompt holding ``parts`` of the pieces ``order``."""
+        return self.render(order, parts)
+
+
 class Compressor:
     """Token-level prompt compression (LLMLingua) with exact budget control.
 
     ``scorer`` is a :class:`tersify.scoring.Scorer`, or where to find one: ``None`` for the
-    embedded default, a model name (``"gemma-3-270m"``), or an exported scorer's folder.
+    embedded default, a model name (``"gemma-3-270m"``), an exported scorer's folder, or a
+    Triton URL (``grpc://HOST:PORT``). ``limits`` bound every request (contexts, scorer
+    tokens).
 
     >>> compressor = Compressor()  # doctest: +SKIP
     >>> compressor.compress(["A long document ..."], question="Why?", rate=0.5)  # doctest: +SKIP
@@ -79,26 +113,48 @@ class Compressor:
         *,
         encoding: str | tiktoken.Encoding = DEFAULT_ENCODING,
         window: WindowPlan | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if scorer is None or isinstance(scorer, (str, os.PathLike)):
-            from tersify.client import open_scorer  # the default transport, loaded on demand
-
-            scorer = open_scorer(scorer)
+            scorer = self.open(scorer)
         if not isinstance(scorer, Scorer):
             raise BadRequestError(
                 f"scorer={scorer!r} is not a Scorer: pass None, a model name, a folder, "
                 "or an object with tokenize() and logprobs()"
+            )
+        if inspect.iscoroutinefunction(scorer.logprobs):
+            raise BadRequestError(
+                f"scorer={type(scorer).__name__} is asynchronous (its logprobs() is a "
+                "coroutine); Compressor needs a synchronous scorer such as TritonScorer"
             )
         self._scorer = scorer
         self._encoding = (
             encoding if isinstance(encoding, tiktoken.Encoding) else load_encoding(encoding)
         )
         self._window = window or WindowPlan()
+        self._limits = limits or Limits()
+
+    @staticmethod
+    def open(spec: str | os.PathLike[str] | None = None, **options: Any) -> Scorer:
+        """Open the scorer ``spec`` names: the one door from the core to ``tersify.client``.
+
+        ``None`` is the default scorer; a name is an export under ``TERSIFY_HOME``; a
+        folder an exported scorer; ``grpc://HOST:PORT`` Triton. ``options`` go to
+        :func:`tersify.client.open_scorer` (``variant``, ``providers``).
+        """
+        from tersify.client import open_scorer  # the transport loads only when asked for
+
+        return open_scorer(spec, **options)
 
     @property
     def scorer(self) -> Scorer:
         """The scorer that gives this compressor its log-probs."""
         return self._scorer
+
+    @property
+    def limits(self) -> Limits:
+        """The limits every request is checked against."""
+        return self._limits
 
     def count(self, text: str) -> int:
         """``text``'s size in target tokens."""
@@ -116,6 +172,8 @@ class Compressor:
         context_filter: ContextFilter | None = None,
         sentence_filter: SentenceFilter | None = None,
         token_filter: TokenFilter | None = None,
+        deadline: Deadline | None = None,
+        explain: bool = False,
     ) -> CompressionResult:
         """Compress ``context`` so the whole prompt fits the budget; keep the rest verbatim.
 
@@ -124,32 +182,24 @@ class Compressor:
         ``context_filter`` first keeps and reorders the contexts that matter most (with
         several contexts); ``sentence_filter`` then keeps the most informative sentences;
         ``token_filter`` changes how units are scored and which are always kept.
+        ``deadline`` stops the work when it passes or is cancelled; ``explain`` adds what
+        was kept and why (:class:`tersify.explain.Explanation`).
         """
-        started = time.perf_counter()
-        contexts = _check_texts(context, question, instruction)
-        original = join_prompt(instruction, contexts, question)
-        origin_tokens, target = self._sizes(original, rate, ratio, target_token)
-        if target >= origin_tokens:
-            return self._result(original, origin_tokens, origin_tokens, target, started)
-        run = self._pipeline(contexts, question, token_filter, target / origin_tokens)
-        order: list[int] = list(range(len(contexts)))
-        weights = None
-        if context_filter is not None and len(contexts) > 1:
-            fixed = self.count(join_prompt(instruction, [], question))
-            order, weights = run.filter_contexts(context_filter, max(0, target - fixed))
-        units = [run.units(i) for i in order]
-        assembler = Assembler(instruction, [contexts[i] for i in order], units, question)
-        prompt, tokens = run.fit(
-            order, units, assembler.build, target, weights, sentences=sentence_filter
-        )
-        return self._result(
-            prompt,
-            origin_tokens,
-            tokens,
-            target,
-            started,
-            run=run,
-            context_order=tuple(order),
+        contexts = texts("context", context)
+        question, instruction = text("question", question), text("instruction", instruction)
+
+        def render(order: Sequence[int], parts: list[str]) -> str:
+            return join_prompt(instruction, parts, question)
+
+        job = _Job(texts=contexts, question=question, render=render)
+        return self._run(
+            job,
+            Budget(rate=rate, ratio=ratio, target_token=target_token),
+            token_filter=token_filter,
+            context_filter=context_filter if len(contexts) > 1 else None,
+            sentence_filter=sentence_filter,
+            deadline=deadline,
+            explain=explain,
         )
 
     def compress_segments(
@@ -162,6 +212,8 @@ class Compressor:
         ratio: float | None = None,
         target_token: int | None = None,
         token_filter: TokenFilter | None = None,
+        deadline: Deadline | None = None,
+        explain: bool = False,
     ) -> CompressionResult:
         """Compress one prompt made of segments, each with its own rate or kept as it is.
 
@@ -169,33 +221,31 @@ class Compressor:
         ``<llmlingua, rate=...>`` / ``<llmlingua, compress=False>`` tags. Segments with
         ``compress=False`` are kept byte for byte; the prompt lands on its budget.
         """
-        started = time.perf_counter()
-        parts = parse_tagged(segments) if isinstance(segments, str) else list(segments)
-        if not parts or not any(p.text for p in parts):
-            raise BadRequestError("segments are empty: give text to compress")
+        parts = parse_tagged(text("segments", segments)) if isinstance(segments, str) else segments
+        if isinstance(parts, (str, bytes)) or not isinstance(parts, Sequence):
+            raise BadRequestError("segments must be a tagged string or a list of Segment")
         if any(not isinstance(p, Segment) for p in parts):
             raise BadRequestError("segments must be Segment objects or a tagged string")
-        texts = [p.text for p in parts]
-        _check_texts(texts, question, instruction)
-        original = join_prompt(instruction, ["".join(texts)], question)
-        origin_tokens, target = self._sizes(original, rate, ratio, target_token)
-        if target >= origin_tokens:
-            return self._result(original, origin_tokens, origin_tokens, target, started)
-        run = self._pipeline(texts, question, token_filter, target / origin_tokens)
-        order = list(range(len(parts)))
-        units = [run.units(i) for i in order]
-        overall = target / origin_tokens
-        weights = np.array([(p.rate or overall) / overall for p in parts], dtype=np.float32)
-        frozen = {i for i, p in enumerate(parts) if not p.compress}
-        assembler = Assembler(instruction, texts, units, question, joined=True)
-        prompt, tokens = run.fit(order, units, assembler.build, target, weights, frozen)
-        return self._result(
-            prompt,
-            origin_tokens,
-            tokens,
-            target,
-            started,
-            run=run,
+        pieces = texts("segments", [p.text for p in parts])
+        question, instruction = text("question", question), text("instruction", instruction)
+
+        def render(order: Sequence[int], kept: list[str]) -> str:
+            return join_prompt(instruction, ["".join(kept)], question)
+
+        job = _Job(
+            texts=pieces,
+            question=question,
+            render=render,
+            frozen={i for i, p in enumerate(parts) if not p.compress},
+            rates=[p.rate for p in parts],
+            verbatim_parts="instruction, question and compress=False segments",
+        )
+        return self._run(
+            job,
+            Budget(rate=rate, ratio=ratio, target_token=target_token),
+            token_filter=token_filter,
+            deadline=deadline,
+            explain=explain,
         )
 
     def compress_json(
@@ -207,53 +257,107 @@ class Compressor:
         target_token: int | None = None,
         keep_keys: Sequence[str] = (),
         token_filter: TokenFilter | None = None,
+        deadline: Deadline | None = None,
+        explain: bool = False,
     ) -> CompressionResult:
         """Compress the string values of a JSON value; the result always parses.
 
         ``value`` is a decoded JSON value or JSON text. Keys, numbers, booleans, nulls
         and the values of ``keep_keys`` are kept; the budget counts the JSON text.
         """
-        started = time.perf_counter()
         if isinstance(value, (str, bytes)):
             try:
                 value = json.loads(value)
-            except json.JSONDecodeError as exc:
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
                 raise BadRequestError(f"the JSON to compress does not parse: {exc}") from exc
-        layout = JsonLayout.of(value, keep_keys=keep_keys)
-        original = layout.render(layout.strings)
-        origin_tokens, target = self._sizes(original, rate, ratio, target_token)
-        texts = list(layout.strings)
-        if target >= origin_tokens or not any(texts):
-            return self._result(original, origin_tokens, origin_tokens, target, started)
-        run = self._pipeline(texts, "", token_filter, target / origin_tokens)
-        order = list(range(len(texts)))
-        units = [run.units(i) for i in order]
-        assembler = Assembler("", texts, units, "")
-        prompt, tokens = run.fit(
-            order, units, lambda keep: layout.render(assembler.kept_parts(keep)), target, None
-        )
-        return self._result(
-            prompt,
-            origin_tokens,
-            tokens,
-            target,
-            started,
-            run=run,
+        if isinstance(keep_keys, str) or not isinstance(keep_keys, Sequence):
+            raise BadRequestError("keep_keys must be a list of key names")
+        keys = [text(f"keep_keys[{i}]", key) for i, key in enumerate(keep_keys)]
+        layout = JsonLayout.of(value, keep_keys=keys)
+        strings = [text(f"string {i}", s) for i, s in enumerate(layout.strings)]
+
+        def render(order: Sequence[int], kept: list[str]) -> str:
+            return layout.render(kept)
+
+        job = _Job(texts=strings, question="", render=render, verbatim_parts="JSON keys and values")
+        return self._run(
+            job,
+            Budget(rate=rate, ratio=ratio, target_token=target_token),
+            token_filter=token_filter,
+            deadline=deadline,
+            explain=explain,
         )
 
-    def _sizes(
-        self, original: str, rate: float | None, ratio: float | None, target_token: int | None
-    ) -> tuple[int, int]:
-        """The original prompt's size and the budget, both in target tokens."""
-        budget = Budget(rate=rate, ratio=ratio, target_token=target_token)
+    def _run(
+        self,
+        job: _Job,
+        budget: Budget,
+        *,
+        token_filter: TokenFilter | None,
+        context_filter: ContextFilter | None = None,
+        sentence_filter: SentenceFilter | None = None,
+        deadline: Deadline | None = None,
+        explain: bool = False,
+    ) -> CompressionResult:
+        """The one compression sequence every entry point shares."""
+        started = time.perf_counter()
+        self._limits.check_contexts(len(job.texts))
+        everything = list(range(len(job.texts)))
+        original = job.prompt(everything, job.texts)
         origin_tokens = self.count(original)
-        return origin_tokens, budget.target(origin_tokens)
+        target = budget.target(origin_tokens)
+        if target >= origin_tokens or not any(job.texts):
+            return self._result(
+                original, origin_tokens, origin_tokens, target, started,
+                explanation=_unchanged(job.texts) if explain else None,
+            )
+        verbatim = [t if i in job.frozen else "" for i, t in enumerate(job.texts)]
+        floor = self.count(job.prompt(everything, verbatim))
+        if target < floor:
+            raise BadRequestError(
+                f"the budget of {target} tokens is below the {floor} tokens of "
+                f"{job.verbatim_parts}, which are kept verbatim: ask for at least {floor + 1}"
+            )
+        fraction = target / origin_tokens
+        meter = Metered(self._scorer, deadline or Deadline())
+        selection = Selection(
+            meter,
+            self._window,
+            self.count,
+            job.texts,
+            job.question,
+            token_filter or TokenFilter(),
+            fraction,
+        )
+        self._limits.check_scorer_tokens(selection.n_scorer_tokens)
+        order, ranked, weights = everything, None, None
+        if job.rates is not None:
+            weights = np.array([(r or fraction) / fraction for r in job.rates], dtype=np.float32)
+        if context_filter is not None:
+            ranking = selection.rank_contexts(context_filter, target - floor)
+            order, ranked, weights = ranking.order, ranking.ranked, ranking.weights
+        units = [selection.units(i) for i in order]
+        assembler = Assembler([job.texts[i] for i in order], units)
 
-    def _pipeline(
-        self, texts: list[str], question: str, token_filter: TokenFilter | None, fraction: float
-    ) -> Pipeline:
-        how = token_filter or TokenFilter()
-        return Pipeline(self._scorer, self._window, self.count, texts, question, how, fraction)
+        def build(keep: BoolArray) -> str:
+            return job.prompt(order, assembler.kept_parts(keep))
+
+        fitted = selection.fit(
+            order, build, target, weights, frozen=job.frozen, sentences=sentence_filter
+        )
+        frozen_units = sum(len(u) for i, u in zip(order, units, strict=True) if i in job.frozen)
+        if int(fitted.keep.sum()) <= frozen_units and frozen_units < assembler.n_units:
+            raise BadRequestError(
+                f"the budget of {target} tokens leaves no room for any of the text to "
+                f"compress after the {floor} tokens of {job.verbatim_parts}: ask for more"
+            )
+        explanation = None
+        if explain:
+            explanation = _explain(job, selection, order, units, fitted.scores, fitted.keep, ranked)
+        return self._result(
+            fitted.prompt, origin_tokens, fitted.tokens, target, started,
+            meter=meter, context_order=tuple(order), explanation=explanation,
+        )
 
     def _result(
         self,
@@ -262,8 +366,10 @@ class Compressor:
         tokens: int,
         target: int,
         started: float,
-        run: Pipeline | None = None,
+        *,
+        meter: Metered | None = None,
         context_order: tuple[int, ...] = (),
+        explanation: Explanation | None = None,
     ) -> CompressionResult:
         return CompressionResult(
             compressed_prompt=prompt,
@@ -271,28 +377,47 @@ class Compressor:
             compressed_tokens=tokens,
             target_tokens=target,
             encoding=self._encoding.name,
-            scorer_tokens=run.scorer_tokens if run else 0,
-            scorer_seconds=run.scorer_seconds if run else 0.0,
+            scorer_tokens=meter.tokens if meter else 0,
+            scorer_seconds=meter.seconds if meter else 0.0,
             total_seconds=time.perf_counter() - started,
             context_order=context_order,
+            explanation=explanation,
         )
 
 
-def _check_texts(context: object, question: object, instruction: object) -> list[str]:
-    if isinstance(context, str):
-        contexts = [context]
-    elif isinstance(context, Sequence) and not isinstance(context, (bytes, bytearray)):
-        contexts = list(context)
-    else:
-        raise BadRequestError(
-            f"context must be a string or a list of strings, not {type(context).__name__}"
+def _score_kind(token_filter: TokenFilter) -> ScoreKind:
+    if token_filter.contrastive:
+        return "contrastive"
+    if token_filter.condition_on_question:
+        return "question-conditioned surprisal"
+    return "surprisal"
+
+
+def _explain(
+    job: _Job,
+    selection: Selection,
+    order: Sequence[int],
+    units: list[Units],
+    scores: list[FloatArray],
+    keep: BoolArray,
+    ranked: list[int] | None,
+) -> Explanation:
+    return explain(
+        job.texts,
+        order,
+        units,
+        scores,
+        keep,
+        ranking=ranked,
+        score=_score_kind(selection.token_filter),
+    )
+
+
+def _unchanged(pieces: Sequence[str]) -> Explanation:
+    """The explanation of a prompt that was already within its budget: all of it kept."""
+    return Explanation(
+        contexts=tuple(
+            ContextExplanation(index=i, length=len(t), kept_runs=(len(t),) if t else (), position=i)
+            for i, t in enumerate(pieces)
         )
-    for index, item in enumerate(contexts):
-        if not isinstance(item, str):
-            raise BadRequestError(f"context[{index}] must be a string, not {type(item).__name__}")
-    if not any(contexts):
-        raise BadRequestError("context is empty: give at least one non-empty text to compress")
-    for name, value in (("question", question), ("instruction", instruction)):
-        if not isinstance(value, str):
-            raise BadRequestError(f"{name} must be a string, not {type(value).__name__}")
-    return contexts
+    )

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from tersify.client.bundle import MANIFEST_FILE, Bundle, Manifest, file_sha256
+from tersify.bundle import MANIFEST_FILE, Bundle, Manifest, file_sha256
 from tersify.errors import ExportError, ScorerUnavailableError
 from tersify.settings import Settings
 

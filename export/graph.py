@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from tersify.bundle import INPUT_NAME, OUTPUT_NAME
 from tersify.errors import ExportError
 
-INPUT_NAME = "input_ids"
-OUTPUT_NAME = "token_logprobs"
 OPSET = 17
 
 # Real text for checking the export: English, Chinese and code.

@@ -5,7 +5,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tersify import BadRequestError, CompressionResult, Compressor
+from tersify import BadRequestError, Budget, CompressionResult, Compressor
+from tersify.assemble import join_prompt
 
 from fakes import FakeScorer
 from texts import KINDS, sample_text
@@ -72,7 +73,15 @@ def test_rate_lands_within_two_points(
     compressor = Compressor(FakeScorer())
     contexts = [sample_text(kind, n_chars // n_contexts, seed + i) for i in range(n_contexts)]
     question = "What does the text say about it?"
-    result = compressor.compress(contexts, question=question, rate=rate)
+    try:
+        result = compressor.compress(contexts, question=question, rate=rate)
+    except BadRequestError as exc:
+        # Honest refusal only when the budget leaves (almost) no room past the question.
+        origin = compressor.count(join_prompt("", contexts, question))
+        room = Budget(rate=rate).target(origin) - compressor.count(question)
+        assert room <= 3, (room, str(exc))
+        assert "leaves no room" in str(exc) or "below the" in str(exc)
+        return
     check_properties(result, contexts, question)
     assert result.compressed_tokens <= result.target_tokens
     assert abs(result.rate - rate) <= 0.02 or result.target_tokens - result.compressed_tokens <= 3
@@ -102,14 +111,20 @@ def test_rate_one_returns_the_prompt_unchanged(fake_compressor: Compressor) -> N
     assert result.rate == 1.0 and result.ratio == 1.0
 
 
-def test_budget_below_the_question_keeps_only_instruction_and_question(
+def test_budget_below_the_question_is_refused_naming_both_numbers(
     fake_compressor: Compressor,
 ) -> None:
     question = "Which of the three documents mentions the bridge, and when was it signed?"
-    result = fake_compressor.compress(
-        [sample_text("english", 3000, 2)], question=question, target_token=5
-    )
-    assert result.compressed_prompt == question
+    with pytest.raises(BadRequestError, match=r"budget of 5 tokens is below the 15 tokens"):
+        fake_compressor.compress([sample_text("english", 3000, 2)], question=question, target_token=5)
+
+
+def test_a_rate_that_leaves_no_context_is_refused(fake_compressor: Compressor) -> None:
+    text = "Alice met Bob in Paris on 3 May 2021 to sign the contract for the new bridge."
+    with pytest.raises(BadRequestError, match="below the 5 tokens of instruction and question"):
+        fake_compressor.compress([text], question="Where did they meet?", rate=0.001)
+    with pytest.raises(BadRequestError, match="leaves no room"):
+        fake_compressor.compress([text], rate=0.001)
 
 
 def test_most_surprising_units_are_the_ones_kept() -> None:

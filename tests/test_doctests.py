@@ -11,7 +11,7 @@ MODULES = [
     "tersify.budget",
     "tersify.encoding",
     "tersify.scoring",
-    "tersify.select",
+    "tersify.assemble",
     "tersify.windows",
     "tersify.compressor",
     "tersify.compat",

@@ -13,7 +13,7 @@ import pytest
 
 from tersify import Compressor
 from tersify.client import open_scorer
-from tersify.client.bundle import Bundle
+from tersify.bundle import Bundle
 from tersify.export import export_scorer, graph
 from tersify.export.models import load, resolve
 from tersify.settings import Settings

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tersify import BadRequestError, Compressor, Segment, parse_tagged
+from tersify import BadRequestError, Budget, Compressor, Segment, parse_tagged
 from tersify.encoding import load_encoding
 from tersify.structured import JsonLayout
 
@@ -86,15 +86,21 @@ def test_json_output_always_parses(seed: int, rate: float) -> None:
         "ok": True,
         "none": None,
     }
-    result = Compressor(FakeScorer()).compress_json(value, rate=rate, keep_keys=("title",))
+    layout = JsonLayout.of(value, keep_keys=("title",))
+    floor = len(load_encoding().encode(layout.render([""] * len(layout.strings))))
+    compressor = Compressor(FakeScorer())
+    target = Budget(rate=rate).target(compressor.count(layout.render(layout.strings)))
+    if target < floor:  # structure, keys, numbers and the kept key's value must stay
+        with pytest.raises(BadRequestError, match=f"budget of {target} tokens is below the {floor}"):
+            compressor.compress_json(value, rate=rate, keep_keys=("title",))
+        return
+    result = compressor.compress_json(value, rate=rate, keep_keys=("title",))
     parsed = json.loads(result.compressed_prompt)
     assert parsed["id"] == seed and parsed["ok"] is True and parsed["none"] is None
     assert parsed["title"] == value["title"]  # kept key
     assert set(parsed) == set(value)
-    # what is kept whatever the budget: structure, keys, numbers and the kept key's value
-    layout = JsonLayout.of(value, keep_keys=("title",))
-    floor = len(load_encoding().encode(layout.render([""] * len(layout.strings))))
-    assert result.compressed_tokens <= max(result.target_tokens, floor)
+    assert result.compressed_tokens == len(load_encoding().encode(result.compressed_prompt))
+    assert result.compressed_tokens <= result.target_tokens
 
 
 def test_json_text_and_errors() -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tersify import Compressor, ScorerUnavailableError
 from tersify.client import open_scorer
-from tersify.client.bundle import Bundle, file_sha256
+from tersify.bundle import Bundle, file_sha256
 from tersify.export import graph
 
 from test_compressor import check_properties

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tersify import cli_triton
+from tersify.cli import serve, triton
 from tersify.compressor import DEFAULT_PRICE_PER_1K, Compressor
 from tersify.encoding import DEFAULT_ENCODING, SHIPPED_ENCODINGS
 from tersify.errors import BadRequestError, TersifyError
@@ -106,7 +106,8 @@ def _parser() -> argparse.ArgumentParser:
         "--triton-repo", default=None, help="also place the model files in this Triton repository"
     )
     export.set_defaults(run=_export)
-    cli_triton.add_commands(commands, _compression_options)
+    triton.add_commands(commands)
+    serve.add_command(commands, _compression_options)
     return parser
 
 
@@ -129,6 +130,3 @@ def _compression_options(parser: argparse.ArgumentParser) -> None:
         help="USD per 1,000 target tokens, for the 'saving' field",
     )
 
-
-if __name__ == "__main__":
-    sys.exit(main())

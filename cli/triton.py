@@ -1,14 +1,12 @@
-"""``tersify triton start|stop|status`` and ``tersify serve``: the serving side of the CLI."""
+"""``tersify triton start|stop|status|repo``: a local Triton serving the scorer."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from tersify.errors import TersifyError
 from tersify.settings import Settings
 
 
@@ -84,30 +82,8 @@ def triton_repo(args: argparse.Namespace) -> int:
     return 0
 
 
-def serve(args: argparse.Namespace) -> int:
-    """Run the HTTP compression service until interrupted."""
-    try:
-        import uvicorn
-
-        from tersify.service import create_app
-    except ImportError as exc:
-        raise TersifyError(
-            f"serve needs the [serve] extra: pip install 'tersify[serve]' ({exc})"
-        ) from exc
-    from tersify.compressor import Compressor
-
-    app = create_app(
-        Compressor(args.scorer, encoding=args.encoding), price_per_1k=args.price_per_1k
-    )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
-    return 0
-
-
-def add_commands(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    compression_options: Callable[[argparse.ArgumentParser], None],
-) -> None:
-    """Add ``triton`` and ``serve`` to the top-level parser."""
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``triton`` to the top-level parser."""
     triton = commands.add_parser("triton", help="run a local Triton serving the scorer")
     actions = triton.add_subparsers(dest="action", required=True)
     for name, run, text in (
@@ -135,9 +111,3 @@ def add_commands(
         "--scorer", default=None, help="also place this exported scorer's model files"
     )
     repo.set_defaults(run=triton_repo)
-
-    service = commands.add_parser("serve", help="HTTP compression service")
-    compression_options(service)
-    service.add_argument("--host", default="127.0.0.1", help="listen address (default: loopback)")
-    service.add_argument("--port", type=int, default=8080)
-    service.set_defaults(run=serve)

@@ -31,24 +31,16 @@ def join_prompt(instruction: str, contexts: Sequence[str], question: str) -> str
 
 
 class Assembler:
-    """Builds the prompt that keeps a given set of units of the contexts.
+    """What each text keeps of its units, for a keep mask over all texts' units in order.
 
-    With ``joined``, the texts are pieces of one context (tagged segments) and are
-    concatenated as they are; otherwise each is a context of its own.
+    >>> import numpy as np
+    >>> from tersify.scoring import Units
+    >>> units = Units(np.array([0, 2]), np.array([2, 4]), np.array([0, 1]))
+    >>> Assembler(["abcd"], [units]).kept_parts(np.array([False, True]))
+    ['cd']
     """
 
-    def __init__(
-        self,
-        instruction: str,
-        texts: Sequence[str],
-        units: Sequence[Units],
-        question: str,
-        *,
-        joined: bool = False,
-    ) -> None:
-        self._instruction = instruction
-        self._question = question
-        self._joined = joined
+    def __init__(self, texts: Sequence[str], units: Sequence[Units]) -> None:
         self._texts = list(texts)
         self._units = list(units)
         sizes = [len(u) for u in self._units]
@@ -56,7 +48,7 @@ class Assembler:
 
     @property
     def n_units(self) -> int:
-        """How many units all contexts hold together."""
+        """How many units all texts hold together."""
         return int(self._bounds[-1])
 
     def kept_parts(self, keep: BoolArray) -> list[str]:
@@ -65,13 +57,6 @@ class Assembler:
             _kept_text(text, units, keep[self._bounds[index] : self._bounds[index + 1]])
             for index, (text, units) in enumerate(zip(self._texts, self._units, strict=True))
         ]
-
-    def build(self, keep: BoolArray) -> str:
-        """The prompt with the units where ``keep`` is true, in their original order."""
-        parts = self.kept_parts(keep)
-        return join_prompt(
-            self._instruction, ["".join(parts)] if self._joined else parts, self._question
-        )
 
 
 def _kept_text(text: str, units: Units, mask: BoolArray) -> str:
@@ -92,8 +77,8 @@ def fit_budget(
     count: Callable[[str], int],
     budget: int,
     n_units: int | None = None,
-) -> tuple[str, int]:
-    """The prompt keeping the most top-ranked units whose count fits ``budget``, and its count.
+) -> tuple[str, int, BoolArray]:
+    """The prompt keeping the most top-ranked units that fits ``budget``, its count, its units.
 
     When even keeping no unit is over budget (instruction and question alone exceed it),
     that prompt is returned: they are kept verbatim whatever the budget. ``order`` may
@@ -101,11 +86,11 @@ def fit_budget(
     """
     total = len(order) if n_units is None else n_units
 
-    def prompt_for(k: int) -> tuple[str, int]:
+    def prompt_for(k: int) -> tuple[str, int, BoolArray]:
         keep = np.zeros(total, dtype=np.bool_)
         keep[order[:k]] = True
         text = build(keep)
-        return text, count(text)
+        return text, count(text), keep
 
     best = prompt_for(0)
     if best[1] > budget:

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from tersify.encoding import count_tokens, load_encoding
 from tersify.scoring import group_units
-from tersify.select import Assembler, fit_budget, join_prompt
+from tersify.assemble import Assembler, fit_budget, join_prompt
 from tersify.tokens import selection_order
 
 from fakes import FakeScorer
@@ -17,7 +17,11 @@ ENC = load_encoding()
 def _assembler(texts: list[str]) -> Assembler:
     scorer = FakeScorer()
     units = [group_units(scorer.tokenize(t).offsets, len(t)) for t in texts]
-    return Assembler("Instruction.", texts, units, "Question?")
+    return Assembler(texts, units)
+
+
+def _build(assembler: Assembler, keep: np.ndarray) -> str:
+    return join_prompt("Instruction.", assembler.kept_parts(keep), "Question?")
 
 
 def _slow_build(texts: list[str], assembler: Assembler, keep: np.ndarray) -> str:
@@ -47,7 +51,7 @@ def test_build_matches_slow_reference(texts: list[str], data: st.DataObject) -> 
         data.draw(st.lists(st.booleans(), min_size=assembler.n_units, max_size=assembler.n_units)),
         dtype=bool,
     )
-    assert assembler.build(keep) == _slow_build(texts, assembler, keep)
+    assert _build(assembler, keep) == _slow_build(texts, assembler, keep)
 
 
 @settings(max_examples=40, deadline=None)
@@ -58,7 +62,7 @@ def test_fit_budget_lands_on_the_largest_prefix_that_fits(seed: int, budget: int
     assembler = _assembler(texts)
     scores = rng.random(assembler.n_units).astype(np.float32)
     order = selection_order([scores], [np.zeros(assembler.n_units, dtype=bool)], None)
-    prompt, tokens = fit_budget(order, assembler.build, lambda s: count_tokens(ENC, s), budget)
+    prompt, tokens, _ = fit_budget(order, lambda k: _build(assembler, k), lambda s: count_tokens(ENC, s), budget)
     assert tokens == count_tokens(ENC, prompt)
     floor = count_tokens(ENC, join_prompt("Instruction.", [], "Question?"))
     if floor > budget:
@@ -69,10 +73,10 @@ def test_fit_budget_lands_on_the_largest_prefix_that_fits(seed: int, budget: int
     k = next(
         k
         for k in range(assembler.n_units + 1)
-        if assembler.build(np.isin(np.arange(assembler.n_units), order[:k])) == prompt
+        if _build(assembler, np.isin(np.arange(assembler.n_units), order[:k])) == prompt
     )
     if k < assembler.n_units:
-        bigger = assembler.build(np.isin(np.arange(assembler.n_units), order[: k + 1]))
+        bigger = _build(assembler, np.isin(np.arange(assembler.n_units), order[: k + 1]))
         assert count_tokens(ENC, bigger) > budget
 
 

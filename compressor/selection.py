@@ -1,0 +1,192 @@
+"""One compression's selection: tokens, units, surprisal, which contexts and units stay.
+
+Each piece is computed once and only when needed: the surprisal of a context is reused
+by perplexity ranking and token scoring; question-conditioned surprisal only when asked.
+What the scorer costs is measured by the scorer wrapper (``tersify.metering``), not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from tersify.assemble import fit_budget
+from tersify.coarse import (
+    QUESTION_SUFFIX,
+    ContextFilter,
+    bm25_scores,
+    dynamic_weights,
+    keep_within_budget,
+    question_scores,
+    reorder,
+)
+from tersify.errors import BadRequestError
+from tersify.scoring import FloatArray, IntArray, Scorer, Tokenized, Units, group_units
+from tersify.sentences import SentenceFilter
+from tersify.tokens import TokenFilter, selection_order, unit_scores
+from tersify.windows import WindowPlan, iterative_losses, token_losses
+
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class ContextRanking:
+    """What the coarse filter decided: contexts kept in prompt order, all contexts by rank."""
+
+    order: list[int]
+    ranked: list[int]
+    weights: FloatArray | None
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """The prompt that fits, its size, and which units it keeps (flat over the order)."""
+
+    prompt: str
+    tokens: int
+    keep: BoolArray
+    scores: list[FloatArray]
+
+
+class Selection:
+    """One compression's scorer work and choices over ``texts``, each computed once."""
+
+    def __init__(
+        self,
+        scorer: Scorer,
+        window: WindowPlan,
+        count: Callable[[str], int],
+        texts: Sequence[str],
+        question: str,
+        token_filter: TokenFilter,
+        keep_fraction: float = 0.5,
+    ) -> None:
+        if token_filter.needs_question and not question:
+            raise BadRequestError(
+                "condition_in_question / condition_compare score tokens against the "
+                "question: give a question"
+            )
+        self._scorer = scorer
+        self._window = window
+        self._count = count
+        self._texts = list(texts)
+        self._question = question
+        self.token_filter = token_filter
+        self._keep_fraction = keep_fraction
+        self.tokens: list[Tokenized] = [scorer.tokenize(text) for text in self._texts]
+        self._surprisal: dict[int, FloatArray] = {}
+        self._units: dict[int, Units] = {}
+
+    @property
+    def n_scorer_tokens(self) -> int:
+        """The texts' size in scorer tokens (the question once more when scores use it)."""
+        size = sum(len(t.ids) for t in self.tokens)
+        if self.token_filter.needs_question:
+            size += len(self.question_ids())
+        return size
+
+    def question_ids(self, suffix: str = "") -> IntArray:
+        """The question (and ``suffix``) in scorer ids."""
+        return self._scorer.tokenize(self._question + suffix).ids
+
+    def units(self, index: int) -> Units:
+        """The units of text ``index``, grouped once."""
+        if index not in self._units:
+            self._units[index] = group_units(self.tokens[index].offsets, len(self._texts[index]))
+        return self._units[index]
+
+    def _losses(self, indices: Sequence[int], prefix: IntArray | None) -> list[FloatArray]:
+        ids = [self.tokens[i].ids for i in indices]
+        if self.token_filter.iterative:
+            return iterative_losses(self._scorer, ids, self._window, self._keep_fraction, prefix)
+        return token_losses(self._scorer, ids, self._window, prefix)
+
+    def surprisal(self, indices: Sequence[int]) -> list[FloatArray]:
+        """Surprisal of every token of the texts ``indices``, computed once each."""
+        missing = [i for i in indices if i not in self._surprisal]
+        for i, loss in zip(missing, self._losses(missing, None), strict=True):
+            self._surprisal[i] = loss
+        return [self._surprisal[i] for i in indices]
+
+    def unit_scores(self, order: Sequence[int]) -> list[FloatArray]:
+        """Unit scores of the texts in ``order``, as the token filter asks."""
+        how = self.token_filter
+        plain = self.surprisal(order) if not how.condition_on_question or how.contrastive else None
+        conditioned = self._losses(order, self.question_ids()) if how.needs_question else None
+        return [
+            unit_scores(
+                self.units(i),
+                None if plain is None else plain[k],
+                None if conditioned is None else conditioned[k],
+                how,
+            )
+            for k, i in enumerate(order)
+        ]
+
+    def fit(
+        self,
+        order: Sequence[int],
+        build: Callable[[BoolArray], str],
+        target: int,
+        weights: FloatArray | None,
+        frozen: Collection[int] = (),
+        sentences: SentenceFilter | None = None,
+    ) -> Fitted:
+        """Keep units in selection order until the built prompt fits ``target``.
+
+        Units of ``frozen`` texts are always kept. With ``sentences``, only units of the
+        kept sentences (and forced units) may be kept.
+        """
+        units = [self.units(i) for i in order]
+        scores = self.unit_scores(order)
+        forced = [
+            np.ones(len(u), dtype=np.bool_)
+            if i in frozen
+            else self.token_filter.forced(self._texts[i], u)
+            for i, u in zip(order, units, strict=True)
+        ]
+        ranked = selection_order(scores, forced, weights)
+        if sentences is not None:
+            texts = [self._texts[i] for i in order]
+            allowed = sentences.allowed(texts, units, scores, self._count, target)
+            mask = np.concatenate(allowed) | np.concatenate(forced)
+            ranked = ranked[mask[ranked]]
+        n_units = sum(len(u) for u in units)
+        prompt, tokens, keep = fit_budget(ranked, build, self._count, target, n_units)
+        return Fitted(prompt=prompt, tokens=tokens, keep=keep, scores=scores)
+
+    def rank_contexts(self, how: ContextFilter, budget: int) -> ContextRanking:
+        """Rank the texts as contexts, keep the best within the context budget, reorder.
+
+        Also gives each kept context a weight when the filter asks for a dynamic ratio.
+        """
+        n = len(self._texts)
+        bad = [i for i in how.force_context_ids if i >= n]
+        if bad:
+            raise BadRequestError(f"force_context_ids {bad} are not among the {n} contexts")
+        if how.rank_method == "bm25":
+            relevance = bm25_scores(self._texts, self._question)
+        elif how.rank_method == "llmlingua":
+            relevance = np.array(
+                [float(np.mean(x)) if len(x) else 0.0 for x in self.surprisal(range(n))]
+            )
+        else:
+            if not self._question:
+                raise BadRequestError("rank_method='longllmlingua' ranks by the question: give one")
+            relevance = question_scores(
+                self._scorer,
+                [t.ids for t in self.tokens],
+                self.question_ids(QUESTION_SUFFIX),
+                how.question_placement,
+            )
+        ranked = np.argsort(-relevance, kind="stable").tolist()
+        costs = [self._count(text) for text in self._texts]
+        kept = keep_within_budget(ranked, costs, how.context_tokens(budget), how.force_context_ids)
+        order = reorder(kept, ranked, how.reorder)
+        weights = None
+        if how.dynamic_ratio:
+            weights = dynamic_weights(order, ranked, how.dynamic_ratio, self._keep_fraction)
+        return ContextRanking(order=order, ranked=ranked, weights=weights)
