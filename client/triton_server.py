@@ -3,8 +3,9 @@
 ``tersify triton start`` lays out a run folder (the python-form model repository with
 the exported scorer's files linked in, and a backend folder with the stub for the
 running Python), starts the server on 127.0.0.1, waits until the scorer is ready, and
-records its pid; ``stop`` sends SIGTERM to that pid and removes the shared-memory
-regions a killed backend leaves in /dev/shm.
+records its pid, start time and executable; ``stop`` signals that pid only while it is
+still the same process (its ``/proc`` start time and command line checked), with bounded
+waits, and removes only the shared-memory regions that server's processes had mapped.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,7 +23,7 @@ import sysconfig
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from tersify.bundle import Bundle
@@ -30,6 +32,7 @@ from tersify.errors import ScorerUnavailableError
 
 STATE_FILE = "server.json"
 SHM = Path("/dev/shm")  # noqa: S108 - where the python backend keeps its regions
+_SHM_PREFIX = f"{SHM}/"
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,12 @@ class ServerState:
     metrics_port: int
     run_dir: str
     scorer: str
-    shm_before: tuple[str, ...] = ()
+    # Who the pid was when the server started: /proc/PID/stat start time (clock ticks after
+    # boot) and argv[0], so that a pid reused by another process is never signalled.
+    start_ticks: int = 0
+    binary: str = ""
+    # The python backend's /dev/shm regions the server had mapped when it was ready.
+    shm_regions: tuple[str, ...] = ()
 
     @property
     def grpc_url(self) -> str:
@@ -128,7 +136,6 @@ def start(
         )
     repo = prepare_run_dir(run_dir, bundle)
     ports = [p or free_port() for p in (http_port, grpc_port, metrics_port)]
-    shm_before = tuple(sorted(p.name for p in SHM.glob("triton_python_*")))
     command = [
         str(_wheel() / "bin" / "tritonserver"),
         f"--model-repository={repo}",
@@ -154,15 +161,18 @@ def start(
         metrics_port=ports[2],
         run_dir=str(run_dir),
         scorer=str(bundle.folder),
-        shm_before=shm_before,
+        start_ticks=_start_ticks(process.pid) or 0,
+        binary=command[0],
     )
-    (run_dir / STATE_FILE).write_text(json.dumps(asdict(state)), encoding="utf-8")
+    _write_state(run_dir, state)
     deadline = time.monotonic() + ready_timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = (run_dir / "tritonserver.log").read_text(errors="replace")[-2000:]
             raise ScorerUnavailableError(f"tritonserver exited with {process.returncode}: {tail}")
         if is_ready(state):
+            state = replace(state, shm_regions=tuple(sorted(_mapped_regions(state.pid))))
+            _write_state(run_dir, state)
             return state
         time.sleep(0.25)
     stop(run_dir)
@@ -179,39 +189,165 @@ def is_ready(state: ServerState) -> bool:
         return False
 
 
+def _write_state(run_dir: Path, state: ServerState) -> None:
+    (run_dir / STATE_FILE).write_text(json.dumps(asdict(state)), encoding="utf-8")
+
+
 def read_state(run_dir: Path) -> ServerState | None:
-    """The recorded server of ``run_dir``, if any."""
+    """The recorded server of ``run_dir``, if any; a damaged record is one clear error."""
     path = run_dir / STATE_FILE
     if not path.is_file():
         return None
-    data = json.loads(path.read_text(encoding="utf-8"))
-    data["shm_before"] = tuple(data.get("shm_before", ()))
-    return ServerState(**data)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise TypeError(f"a JSON {type(data).__name__}, not an object")
+        known = {f.name: f.type for f in fields(ServerState)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise TypeError(f"unknown field {unknown[0]!r}")
+        data["shm_regions"] = tuple(data.get("shm_regions", ()))
+        state = ServerState(**data)
+        _check_state(state)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ScorerUnavailableError(
+            f"{path} is damaged ({exc}); if a tritonserver still runs, stop it by hand, "
+            "then remove the file"
+        ) from None
+    return state
 
 
-def stop(run_dir: Path, *, grace_s: float = 30.0) -> bool:
-    """SIGTERM the recorded server (SIGKILL after ``grace_s``); return whether one ran."""
+def _check_state(state: ServerState) -> None:
+    for name in ("pid", "http_port", "grpc_port", "metrics_port", "start_ticks"):
+        value = getattr(state, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise TypeError(f"{name}={value!r} is not a non-negative integer")
+    if state.pid < 2:
+        raise TypeError(f"pid={state.pid} cannot be a server's")
+    for name in ("run_dir", "scorer", "binary"):
+        if not isinstance(getattr(state, name), str):
+            raise TypeError(f"{name} is not a string")
+    if not all(isinstance(r, str) and _REGION.fullmatch(r) for r in state.shm_regions):
+        raise TypeError("shm_regions holds a name that is not a python backend region")
+
+
+def stop(run_dir: Path, *, grace_s: float = 30.0, kill_wait_s: float = 10.0) -> bool:
+    """Stop the recorded server; return whether it was running.
+
+    Only a process that is still the recorded server (same start time and executable) is
+    signalled: SIGTERM, then SIGKILL after ``grace_s``, then at most ``kill_wait_s`` more.
+    A pid now held by another process is left alone and the stale record removed.
+    """
     state = read_state(run_dir)
     if state is None:
         return False
-    was_running = _alive(state.pid)
-    if was_running:
+    ours = _is_our_server(state)
+    regions = set(state.shm_regions)
+    if ours:
+        regions |= _mapped_regions(state.pid)
         os.kill(state.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while _alive(state.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(state.pid):
+        if not _wait_gone(state, grace_s):
             os.kill(state.pid, signal.SIGKILL)
-            while _alive(state.pid):
-                time.sleep(0.05)
-    # A killed python backend leaves its shared-memory regions behind: remove the ones
-    # that appeared while this server ran.
-    for region in SHM.glob("triton_python_*"):
-        if region.name not in state.shm_before:
-            with contextlib.suppress(OSError):
-                region.unlink()
+            if not _wait_gone(state, kill_wait_s):
+                raise ScorerUnavailableError(
+                    f"tritonserver (pid {state.pid}) did not exit {kill_wait_s:g} s after "
+                    "SIGKILL; look at it with `ps` before starting another"
+                )
+    _remove_regions(regions)
     (run_dir / STATE_FILE).unlink(missing_ok=True)
-    return was_running
+    return ours
+
+
+_REGION = re.compile(r"triton_python_[A-Za-z0-9_.-]+")
+
+
+def _is_our_server(state: ServerState) -> bool:
+    """Whether ``state.pid`` is alive and still the process ``start`` recorded."""
+    if not state.start_ticks or not state.binary or not _alive(state.pid):
+        return False
+    if _start_ticks(state.pid) != state.start_ticks:
+        return False
+    try:
+        argv0 = Path(f"/proc/{state.pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return False
+    return argv0.decode(errors="replace") == state.binary
+
+
+def _start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks after boot (``/proc/PID/stat``, field 22)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    after = stat[stat.rfind(")") + 2 :].split()
+    if len(after) < 20 or after[0] == "Z":
+        return None
+    return int(after[19])
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the python backend stubs)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            continue
+        parent = int(stat[stat.rfind(")") + 2 :].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, ()))
+    return tree
+
+
+def _mapped_regions(pid: int) -> set[str]:
+    """The /dev/shm python backend regions that ``pid`` or its children have mapped."""
+    regions: set[str] = set()
+    for member in _process_tree(pid):
+        regions |= _mapped_regions_of(member)
+    return regions
+
+
+def _remove_regions(regions: set[str]) -> None:
+    """Remove ``regions`` unless another live process still maps them."""
+    if not regions:
+        return
+    in_use: set[str] = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            in_use |= _mapped_regions_of(int(entry.name)) & regions
+    for name in sorted(regions - in_use):
+        with contextlib.suppress(OSError):
+            (SHM / name).unlink()
+
+
+def _mapped_regions_of(pid: int) -> set[str]:
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    names = (
+        line.rsplit(_SHM_PREFIX, 1)[-1].removesuffix(" (deleted)")
+        for line in maps.splitlines()
+        if _SHM_PREFIX in line
+    )
+    return {name for name in names if _REGION.fullmatch(name)}
+
+
+def _wait_gone(state: ServerState, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _alive(state.pid) or _start_ticks(state.pid) != state.start_ticks:
+            return True
+        time.sleep(0.1)
+    return not _alive(state.pid) or _start_ticks(state.pid) != state.start_ticks
 
 
 def _alive(pid: int) -> bool:
