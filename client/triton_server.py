@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from tersify.bundle import Bundle
+from tersify.client.compress_config import COMPRESS_MODEL, CompressConfig, write_compress_model
 from tersify.client.triton_config import MODEL_NAME, ScorerConfig, write_model
 from tersify.errors import ScorerUnavailableError
 
@@ -102,6 +103,8 @@ def prepare_run_dir(run_dir: Path, bundle: Bundle) -> Path:
 
     repo = run_dir / "repository"
     write_model(ScorerConfig(form="python"), repo / MODEL_NAME, bundle=bundle, symlink=True)
+    compress = CompressConfig(form="python", scorer=str(bundle.folder))
+    write_compress_model(compress, repo / COMPRESS_MODEL)
     return repo
 
 
@@ -180,13 +183,16 @@ def start(
 
 
 def is_ready(state: ServerState) -> bool:
-    """Whether the server answers and the scorer model is ready."""
-    url = f"{state.http_url}/v2/models/{MODEL_NAME}/ready"
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+    """Whether the server answers and both models (scorer, compression) are ready."""
+    for model in (MODEL_NAME, COMPRESS_MODEL):
+        url = f"{state.http_url}/v2/models/{model}/ready"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+                if response.status != 200:
+                    return False
+        except (urllib.error.URLError, OSError):
+            return False
+    return True
 
 
 def _write_state(run_dir: Path, state: ServerState) -> None:
@@ -274,15 +280,18 @@ def _is_our_server(state: ServerState) -> bool:
     return argv0.decode(errors="replace") == state.binary
 
 
-def _start_ticks(pid: int) -> int | None:
-    """The process's start time in clock ticks after boot (``/proc/PID/stat``, field 22)."""
+def _start_ticks(pid: int, *, zombies: bool = False) -> int | None:
+    """The process's start time in clock ticks after boot (``/proc/PID/stat``, field 22).
+
+    ``None`` when there is no such process, or it is a zombie (unless ``zombies``).
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
     after = stat[stat.rfind(")") + 2 :].split()
-    if len(after) < 20 or after[0] == "Z":
+    if len(after) < 20 or (after[0] == "Z" and not zombies):
         return None
     return int(after[19])
 
@@ -342,12 +351,17 @@ def _mapped_regions_of(pid: int) -> set[str]:
 
 
 def _wait_gone(state: ServerState, seconds: float) -> bool:
+    """Wait up to ``seconds`` for the server to exit and be reaped.
+
+    A zombie (dead, not yet reaped by its parent) counts as gone when the time is up.
+    """
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not _alive(state.pid) or _start_ticks(state.pid) != state.start_ticks:
+    while True:
+        if not _alive(state.pid) or _start_ticks(state.pid, zombies=True) != state.start_ticks:
             return True
-        time.sleep(0.1)
-    return not _alive(state.pid) or _start_ticks(state.pid) != state.start_ticks
+        if time.monotonic() > deadline:
+            return _start_ticks(state.pid) is None  # a zombie: nothing left to signal
+        time.sleep(0.05)
 
 
 def _alive(pid: int) -> bool:
