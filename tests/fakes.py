@@ -56,3 +56,68 @@ class FakeScorer:
                 row[t] = -((h % 1000) / 100.0)
             out.append(row)
         return out
+
+
+class TokenizerScorer(FakeScorer):
+    """The fake's log-probs over a real ``tokenizers`` tokenizer's ids and offsets."""
+
+    def __init__(self, tokenizer: object, max_window: int = 64) -> None:
+        super().__init__(max_window)
+        self.name = "fake-over-real-tokenizer"
+        self._tokenizer = tokenizer
+
+    def tokenize(self, text: str) -> Tokenized:
+        encoding = self._tokenizer.encode(text, add_special_tokens=False)  # type: ignore[attr-defined]
+        return Tokenized(
+            ids=np.asarray(encoding.ids, dtype=np.int64),
+            offsets=np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2),
+        )
+
+
+class AnsweringScorer(FakeScorer):
+    """A scorer that knows which passage answers the question, and nothing else.
+
+    A token of the question is predicted almost surely when an answer word came before it
+    in the window, and an answer word when a question token did: log p(question | context)
+    is high only for the context holding the answer. The answer words are not the
+    question's, so BM25 (which counts shared words) and perplexity ranking (which never
+    sees the question) cannot tell that context apart; only question-aware ranking can.
+    """
+
+    def __init__(self, question: str, answer_words: Sequence[str]) -> None:
+        super().__init__(max_window=64)
+        self.question_ids = set(self.tokenize(question).ids.tolist())
+        self.answer_ids = {int(self.tokenize(w).ids[0]) for w in answer_words}
+
+    def logprobs(self, windows: Sequence[IntArray]) -> list[FloatArray]:
+        rows = super().logprobs(windows)
+        for window, row in zip(windows, rows):
+            seen_question = seen_answer = False
+            for t, token in enumerate(window.tolist()):
+                if t and (
+                    (token in self.question_ids and seen_answer)
+                    or (token in self.answer_ids and seen_question)
+                ):
+                    row[t] = -0.01
+                seen_question |= token in self.question_ids
+                seen_answer |= token in self.answer_ids
+        return rows
+
+
+class WindowSpy:
+    """Any scorer, with every call's windows and the rows it returned recorded in order."""
+
+    def __init__(self, scorer: FakeScorer) -> None:
+        self._scorer = scorer
+        self.name = scorer.name
+        self.bos_token_id = scorer.bos_token_id
+        self.max_window = scorer.max_window
+        self.calls: list[list[tuple[IntArray, FloatArray]]] = []
+
+    def tokenize(self, text: str) -> Tokenized:
+        return self._scorer.tokenize(text)
+
+    def logprobs(self, windows: Sequence[IntArray]) -> list[FloatArray]:
+        rows = self._scorer.logprobs(windows)
+        self.calls.append([(np.array(w), np.array(r)) for w, r in zip(windows, rows)])
+        return rows

@@ -4,9 +4,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tersify.assemble import Assembler, fit_budget, join_prompt
 from tersify.encoding import count_tokens, load_encoding
 from tersify.scoring import group_units
-from tersify.assemble import Assembler, fit_budget, join_prompt
 from tersify.tokens import selection_order
 
 from fakes import FakeScorer
@@ -62,7 +62,9 @@ def test_fit_budget_lands_on_the_largest_prefix_that_fits(seed: int, budget: int
     assembler = _assembler(texts)
     scores = rng.random(assembler.n_units).astype(np.float32)
     order = selection_order([scores], [np.zeros(assembler.n_units, dtype=bool)], None)
-    prompt, tokens, _ = fit_budget(order, lambda k: _build(assembler, k), lambda s: count_tokens(ENC, s), budget)
+    prompt, tokens, _ = fit_budget(
+        order, lambda k: _build(assembler, k), lambda s: count_tokens(ENC, s), budget
+    )
     assert tokens == count_tokens(ENC, prompt)
     floor = count_tokens(ENC, join_prompt("Instruction.", [], "Question?"))
     if floor > budget:

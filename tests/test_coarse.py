@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from tersify import BadRequestError, Compressor, ContextFilter, TokenFilter
 from tersify.coarse import bm25_scores, keep_within_budget, question_scores, reorder
 
+from answers import check_properties
 from fakes import FakeScorer
-from test_compressor import check_properties
 from texts import sample_text
 
 NEEDLE = "The vault's secret code is 4817, said the caretaker of the museum."
@@ -28,10 +28,10 @@ def _documents(n: int = 8, at: int = 5) -> list[str]:
     ("kwargs", "field"),
     [
         ({"rank_method": "random"}, "rank_method"),
-        ({"reorder": "shuffle"}, "reorder_context"),
+        ({"reorder": "shuffle"}, "reorder="),
         ({"context_budget": "__import__('os')"}, "context_budget"),
         ({"context_budget": "+"}, "context_budget"),
-        ({"dynamic_ratio": 1.5}, "dynamic_context_compression_ratio"),
+        ({"dynamic_ratio": 1.5}, "dynamic_ratio="),
         ({"force_context_ids": (-1,)}, "force_context_ids"),
     ],
 )
@@ -202,7 +202,7 @@ def test_sentence_filter_draws_only_from_kept_sentences() -> None:
     assert first.split()[0] in result.compressed_prompt
     with pytest.raises(BadRequestError, match="keep_first"):
         SentenceFilter(keep_first=-1)
-    with pytest.raises(BadRequestError, match="token_budget_ratio"):
+    with pytest.raises(BadRequestError, match="budget_ratio=0.5"):
         SentenceFilter(budget_ratio=0.5)
 
 

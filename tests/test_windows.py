@@ -96,7 +96,7 @@ def test_iterative_windows_condition_on_kept_tokens() -> None:
 def test_iterative_mode_lands_on_budget() -> None:
     from tersify import Compressor, TokenFilter
 
-    from test_compressor import check_properties
+    from answers import check_properties
     from texts import sample_text
 
     text = sample_text("mixed", 5000, 3)
