@@ -150,4 +150,13 @@ def write_repository(
             tensorrt_fp16=tensorrt_fp16 and form == "onnxruntime",
         )
         written += write_model(config, out / form / config.name, bundle=bundle)
+        written += _write_compress(config.form, out, bundle)
     return written
+
+
+def _write_compress(form: Form, out: Path, bundle: Bundle | None) -> list[Path]:
+    """The ``tersify_compress`` model beside the scorer (``compress_config``)."""
+    from tersify.client.compress_config import CompressConfig, write_compress_model
+
+    config = CompressConfig(form=form, scorer=str(bundle.folder) if bundle else "")
+    return write_compress_model(config, out / form / config.name)

@@ -1,0 +1,103 @@
+"""The ``tersify_compress`` model's Triton configuration, beside the scorer's.
+
+A python-backend model in both forms of the repository (its code is Python wherever it
+runs); what differs is only where the scorer it calls runs. Its batching merges the
+requests in flight into one ``execute`` (ragged: requests of any size), where each
+compresses on its own thread, so their windows meet in the scorer's dynamic batcher.
+
+Text travels as UTF-8 in UINT8 tensors: the python backend stub inside ``nvidia-pytriton``
+corrupts BYTES tensors both ways when numpy 2 is installed (the request arrives as its
+first byte repeated; the answer leaves empty), while DLPack tensors cross intact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tersify.client.triton_config import MODEL_NAME, Batching, Form
+from tersify.limits import Limits
+
+COMPRESS_MODEL = "tersify_compress"
+COMPRESS_BACKEND_FILE = Path(__file__).with_name("compress_backend.py")
+REQUEST = "REQUEST"
+RESPONSE = "RESPONSE"
+ORIGIN_TOKENS = "ORIGIN_TOKENS"
+COMPRESSED_TOKENS = "COMPRESSED_TOKENS"
+DEFAULT_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    """Everything ``tersify_compress``'s ``config.pbtxt`` says.
+
+    ``scorer`` is the exported scorer whose tokenizer the compressor uses (a name or
+    folder, as ``--scorer``; empty: the default scorer under ``TERSIFY_HOME``); it must
+    be the model that ``scorer_model`` serves.
+    """
+
+    form: Form
+    name: str = COMPRESS_MODEL
+    scorer: str = ""
+    scorer_model: str = MODEL_NAME
+    batching: Batching = field(default_factory=Batching)
+    max_batch_size: int = 16
+    max_queue_delay_us: int = 1000
+    instance_count: int = 2
+    encoding: str = "cl100k_base"
+    price_per_1k: float = 0.06
+    limits: Limits = field(default_factory=Limits)
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+    def parameters(self) -> dict[str, str]:
+        """The model's ``parameters``, read by ``compress_backend.py``."""
+        return {
+            "scorer": self.scorer,
+            "scorer_model": self.scorer_model,
+            "padded_lengths": ",".join(map(str, self.batching.padded_lengths)),
+            "encoding": self.encoding,
+            "price_per_1k": f"{self.price_per_1k:g}",
+            "max_body_bytes": str(self.limits.max_body_bytes),
+            "max_contexts": str(self.limits.max_contexts),
+            "max_scorer_tokens": str(self.limits.max_scorer_tokens),
+            "timeout_s": f"{self.timeout_s:g}",
+        }
+
+    def render(self) -> str:
+        """The ``config.pbtxt`` text."""
+        lines = [
+            f'name: "{self.name}"',
+            'backend: "python"',
+            f"max_batch_size: {self.max_batch_size}",
+            "input [",
+            f'  {{ name: "{REQUEST}" data_type: TYPE_UINT8 dims: [ -1 ]',
+            "    allow_ragged_batch: true }",
+            "]",
+            "output [",
+            f'  {{ name: "{RESPONSE}" data_type: TYPE_UINT8 dims: [ -1 ] }},',
+            f'  {{ name: "{ORIGIN_TOKENS}" data_type: TYPE_INT64 dims: [ 1 ] }},',
+            f'  {{ name: "{COMPRESSED_TOKENS}" data_type: TYPE_INT64 dims: [ 1 ] }}',
+            "]",
+            "dynamic_batching {",
+            f"  max_queue_delay_microseconds: {self.max_queue_delay_us}",
+            "}",
+            "instance_group [",
+            f"  {{ count: {self.instance_count} kind: KIND_CPU }}",
+            "]",
+            "parameters [",
+            ",\n".join(
+                f'  {{ key: "{k}" value: {{ string_value: "{v}" }} }}'
+                for k, v in self.parameters().items()
+            ),
+            "]",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def write_compress_model(config: CompressConfig, folder: Path) -> list[Path]:
+    """Write ``config.pbtxt`` and ``1/model.py`` (a copy of ``compress_backend.py``)."""
+    (folder / "1").mkdir(parents=True, exist_ok=True)
+    written = [folder / "config.pbtxt", folder / "1" / "model.py"]
+    written[0].write_text(config.render(), encoding="utf-8")
+    written[1].write_text(COMPRESS_BACKEND_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    return written

@@ -1,0 +1,151 @@
+"""``tersify_compress``: a whole compression inside a real tritonserver, over BLS."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+from tritonclient.utils import InferenceServerException
+
+from tersify.cli import main
+from tersify.client import Bundle
+from tersify.client import triton_server as server
+from tersify.client.compress_config import COMPRESS_BACKEND_FILE, COMPRESS_MODEL, CompressConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def triton(
+    tiny_scorer_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[server.ServerState]:
+    run_dir = tmp_path_factory.mktemp("triton-compress")
+    state = server.start(Bundle.open(tiny_scorer_dir), run_dir)
+    try:
+        yield state
+    finally:
+        server.stop(run_dir)
+
+
+def _client(state: server.ServerState) -> grpcclient.InferenceServerClient:
+    return grpcclient.InferenceServerClient(state.grpc_url.removeprefix("grpc://"))
+
+
+def _infer(state: server.ServerState, raw: bytes) -> grpcclient.InferResult:
+    data = np.frombuffer(raw, dtype=np.uint8)[None]
+    tensor = grpcclient.InferInput("REQUEST", list(data.shape), "UINT8")
+    tensor.set_data_from_numpy(data)
+    return _client(state).infer(COMPRESS_MODEL, [tensor])
+
+
+def _cli(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, raw: bytes, scorer: Path
+) -> tuple[int, str, str]:
+    path = tmp_path / "request.json"
+    path.write_bytes(raw)
+    capsys.readouterr()
+    code = main(["compress", str(path), "--scorer", str(scorer)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_answer_is_byte_identical_to_the_cli(
+    triton: server.ServerState,
+    tiny_scorer_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    raw = (ROOT / "examples" / "seed_request.json").read_bytes()
+    code, out, _ = _cli(capsys, tmp_path, raw, tiny_scorer_dir)
+    result = _infer(triton, raw)
+    answer = result.as_numpy("RESPONSE").tobytes()
+    assert code == 0 and answer == out.encode("utf-8")
+    data = json.loads(answer)["data"]
+    assert result.as_numpy("ORIGIN_TOKENS").tolist() == [[data["origin_tokens"]]]
+    assert result.as_numpy("COMPRESSED_TOKENS").tolist() == [[data["compressed_tokens"]]]
+    assert data["compressed_tokens"] < data["origin_tokens"]
+
+
+def test_bad_requests_fail_alone_with_the_cli_message(
+    triton: server.ServerState,
+    tiny_scorer_dir: Path,
+    seed_request: dict,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    good = json.dumps(seed_request).encode()
+    bad = [
+        b"{not json",
+        b'{"context": ["a"], "rte": 0.5}',
+        json.dumps({"context": ["x"] * 1025, "rate": 0.5}).encode(),  # over max_contexts
+        json.dumps({"context": ["some text"], "rate": 1.5}).encode(),
+    ]
+    outcomes: dict[int, object] = {}
+
+    def send(index: int, raw: bytes) -> None:
+        try:
+            outcomes[index] = _infer(triton, raw).as_numpy("RESPONSE").tobytes()
+        except InferenceServerException as exc:
+            outcomes[index] = exc
+
+    # All at once, so that the bad ones are merged into one execution with the good one.
+    threads = [threading.Thread(target=send, args=(i, r)) for i, r in enumerate([good, *bad])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert isinstance(outcomes[0], bytes)
+    assert outcomes[0] == _cli(capsys, tmp_path, good, tiny_scorer_dir)[1].encode()
+    for index, raw in enumerate(bad, start=1):
+        error = outcomes[index]
+        assert isinstance(error, InferenceServerException), raw[:40]
+        code, _, err = _cli(capsys, tmp_path, raw, tiny_scorer_dir)
+        assert code == 2 and err == f"tersify: error: {error.message()}\n"
+        assert error.status() == "StatusCode.INVALID_ARGUMENT"
+
+
+def test_windows_of_requests_in_flight_meet_in_the_scorer_batcher(
+    triton: server.ServerState, seed_request: dict
+) -> None:
+    client = _client(triton)
+    before = client.get_inference_statistics("tersify_scorer").model_stats[0]
+    raw = json.dumps(seed_request).encode()
+    answers: list[bytes] = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(_infer(triton, raw).as_numpy("RESPONSE")))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    after = client.get_inference_statistics("tersify_scorer").model_stats[0]
+    inferences = after.inference_count - before.inference_count
+    executions = after.execution_count - before.execution_count
+    assert len(answers) == 4 and len({a.tobytes() for a in answers}) == 1
+    assert executions < inferences  # windows were merged into shared executions
+
+
+def test_committed_configuration_is_the_generator_s() -> None:
+    for form in ("onnxruntime", "python"):
+        folder = ROOT / "model_repository" / form / COMPRESS_MODEL
+        assert (folder / "config.pbtxt").read_text() == CompressConfig(form=form).render()
+        assert (folder / "1" / "model.py").read_text() == COMPRESS_BACKEND_FILE.read_text(), (
+            "regenerate it: tersify triton repo"
+        )
+        config = text_format.Parse(
+            (folder / "config.pbtxt").read_text(), model_config_pb2.ModelConfig()
+        )
+        assert config.backend == "python" and config.input[0].allow_ragged_batch
+        assert [o.name for o in config.output] == [
+            "RESPONSE",
+            "ORIGIN_TOKENS",
+            "COMPRESSED_TOKENS",
+        ]
