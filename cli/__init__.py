@@ -1,22 +1,25 @@
-"""The ``tersify`` command: ``compress``, ``export``, ``triton``, ``serve``.
+"""The ``tersify`` command: ``compress``, ``export``, ``triton``, ``serve``, ``ask``.
 
-Bad input gets one line on stderr and exit code 2; a missing or failing scorer exit
-code 1. Nothing else is written on failure.
+Bad input gets one line on stderr and exit code 2; a missing or failing scorer, or any
+other runtime failure, one line and exit code 1. Never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tersify.cli import serve, triton
+from tersify.cli import ask, serve, triton
 from tersify.compressor import DEFAULT_PRICE_PER_1K, Compressor
 from tersify.encoding import DEFAULT_ENCODING, SHIPPED_ENCODINGS
 from tersify.errors import BadRequestError, TersifyError
-from tersify.request import CompressRequest, answer, compress
+from tersify.limits import Deadline
+from tersify.request import CompressRequest, answer, compress, request_schema
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
@@ -35,11 +38,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except RecursionError:
+        _fail(BadRequestError("the input nests too deeply to be read"))
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        logging.getLogger("tersify").debug("unexpected failure", exc_info=True)
+        _fail(RuntimeError(f"unexpected {type(exc).__name__}: {exc}"))
+        return EXIT_FAILURE
 
 
 def _compress(args: argparse.Namespace) -> int:
-    request = CompressRequest.from_json(_read_input(args.file))
-    result = compress(request, Compressor(args.scorer, encoding=args.encoding))
+    if args.schema:
+        sys.stdout.write(json.dumps(request_schema(), indent=2) + "\n")
+        return 0
+    limits = serve.limits_from(args)
+    raw = _read_input(args.file)
+    limits.check_body(len(raw))
+    request = CompressRequest.from_json(raw)
+    if args.explain:
+        request = dataclasses.replace(request, explain=True)
+    compressor = Compressor(args.scorer, encoding=args.encoding, limits=limits)
+    result = compress(request, compressor, deadline=Deadline(args.timeout))
     text = json.dumps(answer(result, args.price_per_1k), ensure_ascii=False, indent=4)
     sys.stdout.write(text + "\n")
     return 0
@@ -85,8 +104,29 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tersify", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    compress = commands.add_parser("compress", help="compress a request in the seed's JSON format")
+    compress = commands.add_parser(
+        "compress",
+        help="compress a JSON request",
+        description="Compress a JSON request: {\"context\" | \"segments\" | \"json\": ..., "
+        "\"question\", \"instruction\", \"rate\" | \"ratio\" | \"target_token\", \"mode\", "
+        "LLMLingua's option names ...}. Every field and option, with its range and default, is in "
+        "the JSON schema that --schema prints (also POST /compress in tersify serve's "
+        "/openapi.json).",
+    )
     compress.add_argument("file", nargs="?", default="-", help="request JSON file, or - for stdin")
+    compress.add_argument(
+        "--schema", action="store_true", help="print the request's JSON schema and exit"
+    )
+    compress.add_argument(
+        "--explain", action="store_true", help="add what was kept and why to the answer"
+    )
+    compress.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="give up after this many seconds (default: no deadline)",
+    )
+    serve.limit_options(compress)
     _compression_options(compress)
     compress.set_defaults(run=_compress)
 
@@ -108,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     export.set_defaults(run=_export)
     triton.add_commands(commands)
     serve.add_command(commands, _compression_options)
+    ask.add_command(commands, _compression_options)
     return parser
 
 

@@ -15,8 +15,8 @@ from tersify.scoring import FloatArray, IntArray
 DEFAULT_MAX_WINDOW = 2048
 # The graph holds [batch, seq, vocab] fp32 logits inside, so tokens per onnxruntime run
 # are bounded by their size: 512 tokens for Gemma's 262k vocabulary, 1,365 for SmolLM2's
-# 49k. Measured on the seed (2 cores): Gemma at 512 tokens per run took 9.7 s and 3.8 GB,
-# at 1,024 10.2 s and 6.0 GB.
+# 49k. Measured on the example request (2 cores): Gemma at 512 tokens per run took 9.7 s
+# and 3.8 GB, at 1,024 10.2 s and 6.0 GB.
 LOGITS_BUDGET_BYTES = 256 * 1024 * 1024
 MIN_BATCH_TOKENS = 512
 
@@ -35,7 +35,7 @@ class OnnxScorer(BundleScorerBase):
     ) -> None:
         if batch_tokens is not None and batch_tokens < 1:
             raise BadRequestError(f"batch_tokens={batch_tokens} must be positive")
-        super().__init__(bundle)
+        super().__init__(bundle, variant=variant)
         logits_per_token = 4 * max(1, bundle.manifest.vocab_size)
         self._batch_tokens = batch_tokens or max(
             MIN_BATCH_TOKENS, LOGITS_BUDGET_BYTES // logits_per_token

@@ -1,9 +1,9 @@
 """How many target tokens a compressed prompt may use.
 
-Three ways to say it, as in the seed and in LLMLingua:
+Three ways to say it, as in LLMLingua and its service examples:
 
 - ``rate``: the fraction kept, ``compressed / original`` (LLMLingua >= 0.2);
-- ``ratio``: the seed's field, LLMLingua 0.1's meaning, the fraction *removed*
+- ``ratio``: LLMLingua 0.1's meaning, the fraction *removed*
   (``ratio=0.2`` keeps 80 %);
 - ``target_token``: the whole compressed prompt's size; it overrides the other two.
 """
@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 from tersify.errors import BadRequestError
+from tersify.validate import fraction, positive_int
 
 DEFAULT_RATE = 0.5
 
@@ -34,25 +35,18 @@ class Budget:
 
     def __post_init__(self) -> None:
         if self.rate is not None:
-            _check_number("rate", self.rate)
-            if not 0.0 < self.rate <= 1.0:
-                raise BadRequestError(f"rate={self.rate} must be in (0, 1]: the fraction kept")
+            fraction("rate", self.rate, low_open=True, hint=": the fraction kept")
         if self.ratio is not None:
-            _check_number("ratio", self.ratio)
-            if not 0.0 <= self.ratio < 1.0:
-                raise BadRequestError(
-                    f"ratio={self.ratio} must be in [0, 1): the fraction removed "
-                    "(ratio=0.2 keeps 80 %); use rate for the fraction kept"
-                )
+            fraction(
+                "ratio",
+                self.ratio,
+                high_open=True,
+                hint=": the fraction removed (ratio=0.2 keeps 80 %); rate is the fraction kept",
+            )
         if self.rate is not None and self.ratio is not None and self.target_token is None:
             raise BadRequestError("give rate or ratio, not both (rate = 1 - ratio)")
         if self.target_token is not None:
-            if isinstance(self.target_token, bool) or not isinstance(self.target_token, int):
-                raise BadRequestError(
-                    f"target_token={self.target_token!r} must be a positive integer"
-                )
-            if self.target_token < 1:
-                raise BadRequestError(f"target_token={self.target_token} must be at least 1")
+            positive_int("target_token", self.target_token)
 
     def target(self, origin_tokens: int) -> int:
         """The budget in target tokens for a prompt of ``origin_tokens`` tokens."""
@@ -63,7 +57,3 @@ class Budget:
             fraction = 1.0 - self.ratio
         return min(origin_tokens, math.floor(origin_tokens * fraction + 0.5))
 
-
-def _check_number(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise BadRequestError(f"{name}={value!r} must be a number")

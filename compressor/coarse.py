@@ -19,6 +19,7 @@ import numpy as np
 
 from tersify.errors import BadRequestError
 from tersify.scoring import FloatArray, IntArray, Scorer
+from tersify.validate import choice, fraction, non_negative_int
 
 RankMethod = Literal["longllmlingua", "llmlingua", "bm25"]
 Reorder = Literal["original", "sort", "two_stage"]
@@ -49,28 +50,12 @@ class ContextFilter:
     question_placement: Placement = "after"
 
     def __post_init__(self) -> None:
-        if self.rank_method not in RANK_METHODS:
-            raise BadRequestError(
-                f"rank_method={self.rank_method!r} must be one of {list(RANK_METHODS)}"
-            )
-        if self.reorder not in REORDERS:
-            raise BadRequestError(
-                f"reorder_context={self.reorder!r} must be one of {list(REORDERS)}"
-            )
-        if self.question_placement not in ("after", "before"):
-            raise BadRequestError(
-                f"condition_in_question placement {self.question_placement!r} must be after/before"
-            )
-        if not 0.0 <= self.dynamic_ratio <= 1.0:
-            raise BadRequestError(
-                f"dynamic_context_compression_ratio={self.dynamic_ratio} must be in [0, 1]"
-            )
-        if any(
-            isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in self.force_context_ids
-        ):
-            raise BadRequestError(
-                f"force_context_ids={list(self.force_context_ids)} must be context indices"
-            )
+        choice("rank_method", self.rank_method, RANK_METHODS)
+        choice("reorder", self.reorder, REORDERS)
+        choice("question_placement", self.question_placement, ("after", "before"))
+        fraction("dynamic_ratio", self.dynamic_ratio)
+        for i, index in enumerate(self.force_context_ids):
+            non_negative_int(f"force_context_ids[{i}]", index)
         self.context_tokens(100)  # checks the budget string
 
     def context_tokens(self, budget: int) -> int:

@@ -15,8 +15,10 @@ level (``rank_method`` = ``llmlingua``, ``longllmlingua`` or ``bm25``,
 (``use_sentence_level_filter``, ``keep_first_sentence``, ``keep_last_sentence``,
 ``keep_sentence_number``, ``token_budget_ratio``) and the token level
 (``condition_in_question``, ``condition_compare``, ``force_tokens``,
-``force_reserve_digit``). ``iterative_size`` changes nothing (tersify scores fixed
-windows and lands on the budget exactly). The rest raise
+``force_reserve_digit``), plus tersify's ``keep_newlines`` and ``iterative`` (each window
+scored given what earlier windows kept). ``iterative_size`` is accepted and changes
+nothing: tersify's windows are sized by its ``WindowPlan``. The options are mapped in
+:mod:`tersify.options`, shared with the JSON request. The rest raise
 :class:`UnsupportedOptionError` when given a non-default value, never silently ignored.
 """
 
@@ -26,61 +28,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from tersify.coarse import RANK_METHODS, ContextFilter
 from tersify.compressor import DEFAULT_PRICE_PER_1K, Compressor
 from tersify.errors import BadRequestError, UnsupportedOptionError
+from tersify.options import BY_NAME, NOT_YET, filters, resolve
 from tersify.recover import recover
 from tersify.request import answer
 from tersify.scoring import Scorer
-from tersify.sentences import SentenceFilter
-from tersify.tokens import TokenFilter
+from tersify.validate import number
 
-# LLMLingua 0.2.2's compress_prompt options that tersify does not implement yet, with
-# the value that means "off" there: any other value is refused.
-_NOT_YET: Mapping[str, Any] = {
-    "force_context_number": None,
-    "use_token_level_filter": True,
-    "keep_split": False,
-    "high_priority_bonus": 100,
-    "add_instruction": False,
-    "context_segs": None,
-    "context_segs_rate": None,
-    "context_segs_compress": None,
-    "target_context": -1,
-    "context_level_rate": 1.0,
-    "context_level_target_token": -1,
-    "return_word_label": False,
-    "word_sep": "\t\t|\t\t",
-    "label_sep": " ",
-    "token_to_word": "mean",
-    "drop_consecutive": False,
-    "chunk_end_tokens": (".", "\n"),
-    "strict_preserve_uncompressed": True,
-}
-# Options tersify implements, with LLMLingua's defaults.
-_SUPPORTED: Mapping[str, Any] = {
-    "use_context_level_filter": True,
-    "rank_method": "llmlingua",
-    "context_budget": "+100",
-    "force_context_ids": None,
-    "reorder_context": "original",
-    "dynamic_context_compression_ratio": 0.0,
-    "condition_in_question": "none",
-    "condition_compare": False,
-    "force_tokens": (),
-    "force_reserve_digit": False,
-    "use_sentence_level_filter": False,
-    "keep_first_sentence": 0,
-    "keep_last_sentence": 0,
-    "keep_sentence_number": 0,
-    # How much more than the budget the kept sentences may hold (sentence filter only).
-    "token_budget_ratio": 1.4,
+# Options only this front has: LLMLingua's defaults.
+_FRONT_ONLY: Mapping[str, Any] = {
     # False: the question guides compression but is left out of the compressed prompt.
     "concate_question": True,
-    # LLMLingua's KV-cache step: tersify scores fixed windows, so it changes nothing.
+    # LLMLingua's KV-cache step size: tersify's windows do not need it.
     "iterative_size": 200,
 }
-_CONDITIONS = ("none", "before", "after")
+# What structured_compress_prompt takes besides the budget: token-level options only.
+_STRUCTURED = frozenset(
+    {"force_tokens", "force_reserve_digit", "condition_in_question", "condition_compare",
+     "keep_newlines", "iterative", "iterative_size"}
+)
 _LLMLINGUA_DEFAULT_MODEL = "NousResearch/Llama-2-7b-hf"
 
 
@@ -146,32 +113,20 @@ class PromptCompressor:
         **options: Any,
     ) -> dict[str, Any]:
         """Compress like LLMLingua 0.2.2 and answer with its keys and display strings."""
-        settings = dict(_SUPPORTED)
-        for name, value in options.items():
-            if name in _SUPPORTED:
-                settings[name] = value
-            elif name not in _NOT_YET:
-                raise BadRequestError(
-                    f"compress_prompt() got an unexpected keyword argument {name!r}"
-                )
-            elif not _is_default(value, _NOT_YET[name]):
-                raise UnsupportedOptionError(
-                    f"{name}={value!r} is not supported by tersify yet; leave it at its "
-                    f"default ({_NOT_YET[name]!r})"
-                )
-        context_filter, token_filter = _filters(settings)
-        sentence_filter = _sentence_filter(settings)
+        _check_names("compress_prompt", options)
+        front = {**_FRONT_ONLY, **{k: v for k, v in options.items() if k in _FRONT_ONLY}}
+        chosen = filters(resolve({k: v for k, v in options.items() if k not in _FRONT_ONLY}))
         result = self._compressor.compress(
             context,
             question=question,
             instruction=instruction,
             rate=rate,
             target_token=_target(target_token),
-            context_filter=context_filter,
-            sentence_filter=sentence_filter,
-            token_filter=token_filter,
+            context_filter=chosen.context,
+            sentence_filter=chosen.sentence,
+            token_filter=chosen.token,
         )
-        if not settings["concate_question"] and question:
+        if not front["concate_question"] and question:
             prompt = result.compressed_prompt.removesuffix(question).removesuffix("\n\n")
             result = replace(
                 result, compressed_prompt=prompt, compressed_tokens=self._compressor.count(prompt)
@@ -192,22 +147,16 @@ class PromptCompressor:
         Token-level options (``force_tokens``, ``force_reserve_digit``,
         ``condition_in_question`` with ``_condition``, ``condition_compare``) apply.
         """
-        unknown = sorted(
-            set(options)
-            - {
-                "force_tokens",
-                "force_reserve_digit",
-                "condition_in_question",
-                "condition_compare",
-                "iterative_size",
-            }
-        )
-        if unknown:
+        _check_names("structured_compress_prompt", options)
+        given = {k: v for k, v in options.items() if k != "iterative_size"}
+        resolve(given)  # unknown names and LLMLingua options tersify lacks, as above
+        beyond = sorted(set(options) - _STRUCTURED)
+        if beyond:
             raise UnsupportedOptionError(
-                f"{unknown[0]} is not supported by structured_compress_prompt in tersify"
+                f"{beyond[0]} is not supported by structured_compress_prompt in tersify; "
+                f"it takes {', '.join(sorted(_STRUCTURED))}"
             )
-        settings = {**_SUPPORTED, **options, "use_context_level_filter": False}
-        _, token_filter = _filters(settings)
+        token_filter = filters(resolve({**given, "use_context_level_filter": False})).token
         text = context if isinstance(context, str) else "".join(context)
         result = self._compressor.compress_segments(
             text,
@@ -222,66 +171,12 @@ class PromptCompressor:
 
 def _target(target_token: object) -> int | None:
     """LLMLingua's ``target_token`` (-1: unset) as tersify's (None: unset)."""
-    if isinstance(target_token, bool) or not isinstance(target_token, (int, float)):
-        raise BadRequestError(f"target_token={target_token!r} must be a number")
-    return int(target_token) if target_token > 0 else None
+    value = number("target_token", target_token)
+    return int(value) if value > 0 else None
 
 
-def _sentence_filter(settings: Mapping[str, Any]) -> SentenceFilter | None:
-    names = ("keep_first_sentence", "keep_last_sentence", "keep_sentence_number")
-    if not settings["use_sentence_level_filter"]:
-        given = [n for n in names if settings[n]]
-        if given:
-            raise BadRequestError(f"{given[0]} needs use_sentence_level_filter=True")
-        return None
-    return SentenceFilter(
-        keep_first=settings["keep_first_sentence"],
-        keep_last=settings["keep_last_sentence"],
-        keep_number=settings["keep_sentence_number"],
-        budget_ratio=float(settings["token_budget_ratio"]),
-    )
-
-
-def _filters(settings: Mapping[str, Any]) -> tuple[ContextFilter | None, TokenFilter]:
-    """LLMLingua's options as tersify's context and token filters."""
-    condition = settings["condition_in_question"]
-    base = condition.removesuffix("_condition") if isinstance(condition, str) else None
-    if base not in _CONDITIONS:
-        raise BadRequestError(
-            f"condition_in_question={condition!r} must be one of none, before, after, "
-            "optionally with '_condition' (e.g. 'after_condition')"
-        )
-    rank_method = settings["rank_method"]
-    if rank_method not in RANK_METHODS:
-        raise UnsupportedOptionError(
-            f"rank_method={rank_method!r} is not supported; tersify ranks contexts with "
-            f"{', '.join(RANK_METHODS)}"
-        )
-    forced_ids = settings["force_context_ids"] or ()
-    context_filter = None
-    if settings["use_context_level_filter"]:
-        context_filter = ContextFilter(
-            rank_method=rank_method,
-            context_budget=str(settings["context_budget"]),
-            force_context_ids=tuple(forced_ids),
-            reorder=settings["reorder_context"],
-            dynamic_ratio=float(settings["dynamic_context_compression_ratio"]),
-            question_placement="before" if base == "before" else "after",
-        )
-    elif forced_ids:
-        raise BadRequestError("force_context_ids needs use_context_level_filter=True")
-    token_filter = TokenFilter(
-        condition_on_question=isinstance(condition, str) and condition.endswith("_condition"),
-        contrastive=bool(settings["condition_compare"]),
-        force_tokens=tuple(settings["force_tokens"] or ()),
-        force_digits=bool(settings["force_reserve_digit"]),
-    )
-    return context_filter, token_filter
-
-
-def _is_default(value: Any, default: Any) -> bool:
-    if isinstance(default, tuple):
-        return isinstance(value, (list, tuple)) and tuple(value) == default
-    if default is None or isinstance(default, bool):
-        return value is default
-    return not isinstance(value, bool) and bool(value == default)
+def _check_names(method: str, options: Mapping[str, Any]) -> None:
+    """A name LLMLingua does not know is a mistake in the call, as in LLMLingua."""
+    for name in options:
+        if name not in BY_NAME and name not in NOT_YET and name not in _FRONT_ONLY:
+            raise BadRequestError(f"{method}() got an unexpected keyword argument {name!r}")

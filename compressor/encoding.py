@@ -15,7 +15,7 @@ from importlib import resources
 
 import tiktoken
 
-from tersify.errors import BadRequestError
+from tersify.errors import BadRequestError, InternalError
 
 DEFAULT_ENCODING = "cl100k_base"
 SHIPPED_ENCODINGS = ("cl100k_base", "o200k_base")
@@ -36,7 +36,7 @@ def load_encoding(name: str = DEFAULT_ENCODING) -> tiktoken.Encoding:
     spec = json.loads(folder.joinpath(f"{name}.json").read_text(encoding="utf-8"))
     raw = folder.joinpath(f"{name}.tiktoken").read_bytes()
     if hashlib.sha256(raw).hexdigest() != spec["sha256"]:
-        raise BadRequestError(f"the shipped {name}.tiktoken is corrupt; reinstall tersify")
+        raise InternalError(f"the installed {name}.tiktoken is corrupt; reinstall tersify")
     ranks = {
         base64.b64decode(token): int(rank)
         for token, rank in (line.split() for line in raw.splitlines() if line)

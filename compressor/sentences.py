@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from tersify.errors import BadRequestError
 from tersify.scoring import FloatArray, Units
+from tersify.validate import non_negative_int, number
 
 _END = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？；])|\n+")
 
@@ -54,11 +55,9 @@ class SentenceFilter:
 
     def __post_init__(self) -> None:
         for name in ("keep_first", "keep_last", "keep_number"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise BadRequestError(f"{name}={value!r} must be a non-negative integer")
-        if not self.budget_ratio >= 1.0:
-            raise BadRequestError(f"token_budget_ratio={self.budget_ratio} must be at least 1")
+            non_negative_int(name, getattr(self, name))
+        if not number("budget_ratio", self.budget_ratio) >= 1.0:
+            raise BadRequestError(f"budget_ratio={self.budget_ratio} must be at least 1")
 
     def allowed(
         self,

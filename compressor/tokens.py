@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from tersify.errors import BadRequestError
+from tersify.errors import BadRequestError, InternalError
 from tersify.scoring import FloatArray, Units
 
 _DIGIT = re.compile(r"\d")
@@ -71,7 +71,7 @@ def unit_scores(
     elif plain is not None:
         token = plain
     else:
-        raise BadRequestError("no token scores to rank units by")
+        raise InternalError("unit_scores got no token scores to rank units by")
     return np.bincount(units.token_unit, weights=token, minlength=len(units)).astype(np.float32)
 
 

@@ -1,4 +1,4 @@
-"""HTTP service: ``POST /compress`` takes the seed's request and answers in its format.
+"""HTTP service: ``POST /compress`` takes a JSON compression request (``tersify.request``).
 
 ``GET /healthz`` says the process is up; ``GET /readyz`` also checks the scorer (a
 Triton scorer must answer); ``GET /metrics`` is Prometheus text. The OpenAPI schema is at
@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tersify.compressor import DEFAULT_PRICE_PER_1K, Compressor
 from tersify.errors import ScorerUnavailableError
 from tersify.limits import Deadline
-from tersify.request import CompressRequest, answer
+from tersify.request import CompressRequest, answer, request_schema
 from tersify.request import compress as compress_request
 from tersify.service.errors import (
     HTTPError,
@@ -30,40 +30,11 @@ from tersify.service.errors import (
     NotFoundError,
     error_response,
 )
+from tersify.service.gateway import Gateway, add_gateway
 from tersify.service.guard import Guard, GuardMiddleware, ServeConfig
 from tersify.service.metrics import CONTENT_TYPE
 from tersify.service.playground import add_playground
 
-_REQUEST_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["context"],
-    "additionalProperties": False,
-    "properties": {
-        "context": {
-            "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
-            "description": "the text(s) to compress",
-        },
-        "question": {"type": "string", "description": "kept verbatim at the end"},
-        "instruction": {"type": "string", "description": "kept verbatim at the start"},
-        "rate": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "maximum": 1,
-            "description": "fraction kept",
-        },
-        "ratio": {
-            "type": "number",
-            "minimum": 0,
-            "exclusiveMaximum": 1,
-            "description": "fraction removed (LLMLingua 0.1)",
-        },
-        "target_token": {
-            "type": "integer",
-            "minimum": 1,
-            "description": "size of the whole compressed prompt",
-        },
-    },
-}
 _ANSWER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -123,14 +94,20 @@ def create_app(
     price_per_1k: float = DEFAULT_PRICE_PER_1K,
     config: ServeConfig | None = None,
     guard: Guard | None = None,
+    gateway: Gateway | None = None,
 ) -> FastAPI:
-    """The service around ``compressor``; ``config`` (or a ready ``guard``) sets its bounds."""
+    """The service around ``compressor``; ``config`` (or a ready ``guard``) sets its bounds.
+
+    With a ``gateway``, ``POST /v1/chat/completions`` compresses chats on their way to it.
+    """
     guard = guard or Guard(config)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         guard.admission.cancel_all()  # past the grace period: stop what still runs
+        if gateway is not None:
+            await gateway.aclose()
 
     app = FastAPI(
         title="tersify",
@@ -148,7 +125,7 @@ def create_app(
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": _REQUEST_SCHEMA}},
+                "content": {"application/json": {"schema": request_schema()}},
             }
         },
         responses={200: {"content": {"application/json": {"schema": _ANSWER_SCHEMA}}}, **_ERRORS},
@@ -159,9 +136,7 @@ def create_app(
 
             def work(deadline: Deadline) -> dict[str, Any]:
                 parsed = CompressRequest.from_json(body)
-                guard.config.limits.check_contexts(len(parsed.context))
-                deadline.check()
-                result = compress_request(parsed, compressor)
+                result = compress_request(parsed, compressor, deadline=deadline)
                 guard.metrics.observe_work(result.scorer_tokens, result.scorer_seconds)
                 return answer(result, price_per_1k)
 
@@ -192,4 +167,6 @@ def create_app(
     # Further pages and routes (the playground at /, the gateway) mount here, each using
     # `guard` for the serving contract.
     add_playground(app, open_path=guard.open_path)
+    if gateway is not None:
+        add_gateway(app, guard, compressor, gateway)
     return app
