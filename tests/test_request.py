@@ -55,9 +55,9 @@ def test_question_aware_is_the_same_through_cli_http_and_python(
     # CLI
     path = tmp_path / "request.json"
     path.write_text(json.dumps(payload), encoding="utf-8")
+    command = ["compress", "--scorer", str(tiny_scorer_dir), str(path)]
     done = subprocess.run(
-        [sys.executable, "-m", "tersify.cli", "compress", "--scorer", str(tiny_scorer_dir)]
-        + [str(path)],
+        [sys.executable, "-m", "tersify.cli", *command],
         capture_output=True,
         check=False,
     )
