@@ -33,6 +33,7 @@ from tersify.errors import (
     TersifyError,
 )
 from tersify.scoring import FloatArray, IntArray
+from tersify.validate import number
 
 try:
     import tritonclient.grpc as grpcclient
@@ -105,6 +106,18 @@ class RetryPolicy:
     retry_for_s: float = 10.0
     first_backoff_s: float = 0.1
     max_backoff_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name in ("timeout_s", "first_backoff_s", "max_backoff_s"):
+            if not number(name, getattr(self, name)) > 0:
+                raise BadRequestError(f"RetryPolicy {name}={getattr(self, name)} must be > 0")
+        if not number("retry_for_s", self.retry_for_s) >= 0:
+            raise BadRequestError(f"RetryPolicy retry_for_s={self.retry_for_s} must be >= 0")
+        if self.max_backoff_s < self.first_backoff_s:
+            raise BadRequestError(
+                f"RetryPolicy max_backoff_s={self.max_backoff_s} is below "
+                f"first_backoff_s={self.first_backoff_s}"
+            )
 
 
 class _TritonScorerBase(BundleScorerBase):

@@ -154,7 +154,7 @@ def keep_within_budget(
     return kept
 
 
-def reorder(kept: Sequence[int], ranked: Sequence[int], how: Reorder) -> list[int]:
+def reorder(kept: Sequence[int], ranked: Sequence[int], order: Reorder) -> list[int]:
     """Order the kept contexts: as they came, best first, or best at both ends (two_stage).
 
     >>> reorder([0, 1, 2, 3], [3, 1, 0, 2], "two_stage")
@@ -162,9 +162,9 @@ def reorder(kept: Sequence[int], ranked: Sequence[int], how: Reorder) -> list[in
     """
     position = {index: p for p, index in enumerate(ranked)}
     by_rank = sorted(kept, key=lambda i: position[i])
-    if how == "sort":
+    if order == "sort":
         return by_rank
-    if how == "two_stage":
+    if order == "two_stage":
         return by_rank[0::2] + by_rank[1::2][::-1]
     return sorted(kept)
 

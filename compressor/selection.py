@@ -113,15 +113,18 @@ class Selection:
 
     def unit_scores(self, order: Sequence[int]) -> list[FloatArray]:
         """Unit scores of the texts in ``order``, as the token filter asks."""
-        how = self.token_filter
-        plain = self.surprisal(order) if not how.condition_on_question or how.contrastive else None
-        conditioned = self._losses(order, self.question_ids()) if how.needs_question else None
+        token_filter = self.token_filter
+        uses_plain = not token_filter.condition_on_question or token_filter.contrastive
+        plain = self.surprisal(order) if uses_plain else None
+        conditioned = (
+            self._losses(order, self.question_ids()) if token_filter.needs_question else None
+        )
         return [
             unit_scores(
                 self.units(i),
                 None if plain is None else plain[k],
                 None if conditioned is None else conditioned[k],
-                how,
+                token_filter,
             )
             for k, i in enumerate(order)
         ]
@@ -158,18 +161,18 @@ class Selection:
         prompt, tokens, keep = fit_budget(ranked, build, self._count, target, n_units)
         return Fitted(prompt=prompt, tokens=tokens, keep=keep, scores=scores)
 
-    def rank_contexts(self, how: ContextFilter, budget: int) -> ContextRanking:
+    def rank_contexts(self, context_filter: ContextFilter, budget: int) -> ContextRanking:
         """Rank the texts as contexts, keep the best within the context budget, reorder.
 
         Also gives each kept context a weight when the filter asks for a dynamic ratio.
         """
         n = len(self._texts)
-        bad = [i for i in how.force_context_ids if i >= n]
+        bad = [i for i in context_filter.force_context_ids if i >= n]
         if bad:
             raise BadRequestError(f"force_context_ids {bad} are not among the {n} contexts")
-        if how.rank_method == "bm25":
+        if context_filter.rank_method == "bm25":
             relevance = bm25_scores(self._texts, self._question)
-        elif how.rank_method == "llmlingua":
+        elif context_filter.rank_method == "llmlingua":
             relevance = np.array(
                 [float(np.mean(x)) if len(x) else 0.0 for x in self.surprisal(range(n))]
             )
@@ -180,13 +183,15 @@ class Selection:
                 self._scorer,
                 [t.ids for t in self.tokens],
                 self.question_ids(QUESTION_SUFFIX),
-                how.question_placement,
+                context_filter.question_placement,
             )
         ranked = np.argsort(-relevance, kind="stable").tolist()
         costs = [self._count(text) for text in self._texts]
-        kept = keep_within_budget(ranked, costs, how.context_tokens(budget), how.force_context_ids)
-        order = reorder(kept, ranked, how.reorder)
+        room = context_filter.context_tokens(budget)
+        kept = keep_within_budget(ranked, costs, room, context_filter.force_context_ids)
+        order = reorder(kept, ranked, context_filter.reorder)
         weights = None
-        if how.dynamic_ratio:
-            weights = dynamic_weights(order, ranked, how.dynamic_ratio, self._keep_fraction)
+        if context_filter.dynamic_ratio:
+            share = context_filter.dynamic_ratio
+            weights = dynamic_weights(order, ranked, share, self._keep_fraction)
         return ContextRanking(order=order, ranked=ranked, weights=weights)
