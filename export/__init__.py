@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from tersify.bundle import MANIFEST_FILE, Bundle, Manifest, file_sha256
-from tersify.errors import ExportError, ScorerUnavailableError
+from tersify.errors import ExportError, ScorerUnavailableError, TersifyError
 from tersify.settings import Settings
 
 __all__ = ["DEFAULT_TOLERANCE", "export_scorer"]
@@ -153,7 +153,11 @@ def _is_complete(folder: Path) -> bool:
 
 
 class _step:
-    """Reports a long step's start and how long it took."""
+    """Reports a long step's start and how long it took; its failure is an ExportError.
+
+    torch, transformers and onnx raise what they raise: a step turns any of it into one
+    :class:`ExportError` that names the step, with the original as its cause.
+    """
 
     def __init__(self, say: Progress, what: str) -> None:
         self._say, self._what = say, what
@@ -162,9 +166,13 @@ class _step:
         self._started = time.perf_counter()
         self._say(f"{self._what} ...")
 
-    def __exit__(self, *exc: object) -> None:
-        if exc[0] is None:
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, _: Any
+    ) -> None:
+        if kind is None:
             self._say(f"  done in {time.perf_counter() - self._started:.1f}s")
+        elif issubclass(kind, Exception) and not issubclass(kind, TersifyError):
+            raise ExportError(f"{self._what} failed: {type(value).__name__}: {value}") from value
 
 
 def _require_export_extra() -> None:
