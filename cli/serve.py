@@ -13,6 +13,7 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tersify.errors import BadRequestError, TersifyError
 from tersify.limits import (
@@ -21,6 +22,9 @@ from tersify.limits import (
     DEFAULT_MAX_SCORER_TOKENS,
     Limits,
 )
+
+if TYPE_CHECKING:
+    from tersify.service.gateway import Gateway
 
 TOKEN_ENV = "TERSIFY_TOKEN"  # noqa: S105 - the variable's name, not a secret
 DEFAULT_GRACE_S = 30.0
@@ -60,8 +64,11 @@ def serve(args: argparse.Namespace) -> int:
             f"tersify: warning: serving on {args.host} without a token: anyone who can reach "
             f"this port can use it; set {TOKEN_ENV} or --token-file\n"
         )
-    compressor = Compressor(args.scorer, encoding=args.encoding)
-    app = create_app(compressor, price_per_1k=args.price_per_1k, config=config)
+    gateway = gateway_from(args)  # before the scorer loads: a bad flag fails at once
+    compressor = Compressor(args.scorer, encoding=args.encoding, limits=limits)
+    app = create_app(
+        compressor, price_per_1k=args.price_per_1k, config=config, gateway=gateway
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -114,6 +121,58 @@ def is_loopback(host: str) -> bool:
             return False
 
 
+def gateway_from(args: argparse.Namespace) -> Gateway | None:
+    """The gateway that ``--upstream`` asks for, with the key from ``--upstream-key-env``."""
+    if args.upstream is None:
+        return None
+    from tersify.integrations.messages import MessagePolicy
+    from tersify.service.gateway import Gateway, Upstream
+
+    key = None
+    if args.upstream_key_env is not None:
+        key = os.environ.get(args.upstream_key_env, "").strip()
+        if not key:
+            raise BadRequestError(
+                f"--upstream-key-env {args.upstream_key_env}: the variable is not set or empty"
+            )
+    upstream = Upstream(
+        args.upstream,
+        api_key=key,
+        timeout_s=args.upstream_timeout,
+        policy=MessagePolicy(rate=args.gateway_rate),
+    )
+    return Gateway(upstream)
+
+
+def gateway_options(parser: argparse.ArgumentParser) -> None:
+    """The gateway's flags: ``--upstream`` turns on ``POST /v1/chat/completions``."""
+    parser.add_argument(
+        "--upstream",
+        default=None,
+        help="an OpenAI-compatible LLM (e.g. http://127.0.0.1:8000/v1): adds the compressing "
+        "gateway POST /v1/chat/completions in front of it",
+    )
+    parser.add_argument(
+        "--upstream-key-env",
+        default=None,
+        help="environment variable holding the upstream's API key (sent by the server, "
+        "never logged)",
+    )
+    parser.add_argument(
+        "--upstream-timeout",
+        type=float,
+        default=300.0,
+        help="seconds the upstream may take to answer (default 300)",
+    )
+    parser.add_argument(
+        "--gateway-rate",
+        type=float,
+        default=0.5,
+        help="fraction of the messages' text kept when a request has no tersify object "
+        "(default 0.5)",
+    )
+
+
 def limit_options(parser: argparse.ArgumentParser) -> None:
     """The request limits as flags (the same names as :class:`tersify.limits.Limits`)."""
     parser.add_argument(
@@ -153,7 +212,8 @@ def add_command(
     service = commands.add_parser(
         "serve",
         help="HTTP compression service",
-        description="HTTP compression service: POST /compress, GET /healthz /readyz /metrics.",
+        description="HTTP compression service: POST /compress, GET /healthz /readyz /metrics; "
+        "with --upstream, the compressing gateway POST /v1/chat/completions.",
     )
     compression_options(service)
     service.add_argument("--host", default="127.0.0.1", help="listen address (default: loopback)")
@@ -206,4 +266,5 @@ def add_command(
         help="access log as text lines or JSON lines (default text)",
     )
     limit_options(service)
+    gateway_options(service)
     service.set_defaults(run=serve)

@@ -75,6 +75,10 @@ class MisdirectedRequestError(HTTPError):
     status = 421
 
 
+class ShuttingDownError(TersifyError):
+    """The server is stopping and gave up on this request: send it elsewhere."""
+
+
 # The nearest class in an error's MRO decides (a LimitExceededError is a BadRequestError).
 STATUS: dict[type[BaseException], int] = {
     LimitExceededError: 413,
@@ -85,6 +89,7 @@ STATUS: dict[type[BaseException], int] = {
     ScorerTimeoutError: 504,
     ScorerUnavailableError: 503,
     UpstreamError: 502,
+    ShuttingDownError: 503,
     ExportError: 500,
     InternalError: 500,
     TersifyError: 500,

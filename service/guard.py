@@ -46,12 +46,13 @@ from tersify.service.errors import (
     HTTPError,
     MisdirectedRequestError,
     RequestTimeoutError,
+    ShuttingDownError,
     UnauthorizedError,
     UnsupportedMediaTypeError,
     error_response,
 )
 from tersify.service.metrics import Metrics
-from tersify.validate import number
+from tersify.validate import non_negative_int, number, positive_int
 
 T = TypeVar("T")
 access_log = logging.getLogger("tersify.access")
@@ -103,8 +104,10 @@ class ServeConfig:
     protect_probes: bool = False
 
     def __post_init__(self) -> None:
+        positive_int("max_inflight", self.max_inflight)
         if self.max_queue == -1:
             object.__setattr__(self, "max_queue", 4 * self.max_inflight)
+        non_negative_int("max_queue", self.max_queue)
         for name in ("timeout_s", "read_timeout_s"):
             if not number(name, getattr(self, name)) > 0:
                 raise HTTPError(f"{name}={getattr(self, name)} must be more than 0 seconds")
@@ -321,6 +324,12 @@ class GuardMiddleware:
             failure = exc
             if status == 0:
                 await error_response(exc, request_id)(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            # The server stops and its grace period is over: say so if the client listens.
+            failure = ShuttingDownError("the server is shutting down: retry on another")
+            if status == 0:
+                with contextlib.suppress(Exception):
+                    await error_response(failure, request_id)(scope, receive, send_with_id)
         finally:
             self._record(scope, request_id, status or 499, time.monotonic() - started, failure)
 
