@@ -23,6 +23,12 @@ from tersify.errors import InternalError
 
 PAGE = "static/playground.html"
 _INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.DOTALL)
+_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-cache",
+}
 
 
 @lru_cache(maxsize=1)
@@ -64,19 +70,13 @@ def add_playground(
     The page holds no secret, so ``open_path(path)`` (the service guard's) lets it load
     without a token; the page then sends the token the user types with each compression.
     """
-    body, policy = page()
     if open_path is not None:
         open_path(path)
-    headers = {
-        "Content-Security-Policy": policy,
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-        "X-Frame-Options": "DENY",
-        "Cache-Control": "no-cache",
-    }
 
     async def playground() -> HTMLResponse:
-        return HTMLResponse(content=body, headers=headers)
+        # Read on first use: a damaged install breaks this page (a 500), not the API.
+        body, policy = page()
+        return HTMLResponse(content=body, headers={**_HEADERS, "Content-Security-Policy": policy})
 
     app.add_api_route(
         path,

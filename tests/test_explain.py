@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tersify.assemble import Assembler
 from tersify.errors import BadRequestError
 from tersify.explain import ContextExplanation, Explanation, explain
 from tersify.scoring import group_units
-from tersify.select import Assembler
 
 from fakes import FakeScorer
 
@@ -41,7 +41,7 @@ def test_kept_spans_are_what_the_assembler_keeps(texts: list[str], data: st.Data
     ranking = data.draw(st.permutations(range(n)))
     result = explain(texts, order, units, scores, keep, ranking=ranking)
 
-    kept_parts = Assembler("", [texts[i] for i in order], units, "").kept_parts(keep)
+    kept_parts = Assembler([texts[i] for i in order], units).kept_parts(keep)
     for k, i in enumerate(order):
         context = result.contexts[i]
         assert context.kept_text(texts[i]) == kept_parts[k]

@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "playground-test-token"
+MAX_CONTEXTS = 4
 SEED = json.loads((ROOT / "examples" / "seed_request.json").read_text(encoding="utf-8"))
 CHROMIUM = os.environ.get("TERSIFY_CHROMIUM", "/usr/bin/chromium")
 # Chromium logs every non-2xx answer to a fetch; the error tests ask for those on purpose.
@@ -62,7 +64,8 @@ def _free_port() -> int:
 
 def _post(url: str, body: dict) -> tuple[int, dict]:
     data = json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
+    headers = {"content-type": "application/json", "authorization": f"Bearer {TOKEN}"}
+    request = urllib.request.Request(url, data=data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=300) as response:
             return response.status, json.loads(response.read())
@@ -72,13 +75,16 @@ def _post(url: str, body: dict) -> tuple[int, dict]:
 
 @pytest.fixture(scope="module")
 def service(tiny_scorer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `tersify serve` on a free loopback port; stopped by its pid."""
+    """A real `tersify serve` with a token, on a free loopback port; stopped by its pid."""
     _need_browser()
     port = _free_port()
-    log = (tmp_path_factory.mktemp("serve") / "serve.log").open("wb")
+    folder = tmp_path_factory.mktemp("serve")
+    (folder / "token").write_text(TOKEN + "\n", encoding="utf-8")
+    log = (folder / "serve.log").open("wb")
     command = [sys.executable, "-m", "tersify.cli", "serve", "--scorer", str(tiny_scorer_dir)]
+    options = ["--token-file", str(folder / "token"), "--max-contexts", str(MAX_CONTEXTS)]
     process = subprocess.Popen(
-        [*command, "--port", str(port)],
+        [*command, *options, "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -154,6 +160,7 @@ def _fill_seed(page: object) -> None:
     page.fill("#question", SEED["question"])  # type: ignore[attr-defined]
     page.select_option("#budget-kind", "ratio")  # type: ignore[attr-defined]
     page.fill("#budget-value", str(SEED["ratio"]))  # type: ignore[attr-defined]
+    page.fill("#token", TOKEN)  # type: ignore[attr-defined]
 
 
 def test_seed_request_shows_what_was_dropped(page: object, service: str) -> None:
@@ -211,20 +218,38 @@ def test_seed_request_shows_what_was_dropped(page: object, service: str) -> None
         p.screenshot(path=shot, full_page=False)
 
 
+def _refusal(page: object, service: str, status: int) -> str:
+    """Submit the form, expect the service to answer ``status``; the error box's text."""
+    p = page
+    with p.expect_response(f"{service}/compress") as answered:  # type: ignore[attr-defined]
+        p.click("#submit")  # type: ignore[attr-defined]
+    assert answered.value.status == status
+    error = p.locator("#error")  # type: ignore[attr-defined]
+    error.wait_for(state="visible")
+    assert p.evaluate("document.activeElement.id") == "error"  # type: ignore[attr-defined]
+    assert p.locator("#result").is_hidden()  # type: ignore[attr-defined]
+    text = error.text_content()
+    request_id = answered.value.json()["error"]["request_id"]
+    assert f"HTTP {status}" in text and request_id in text
+    return str(text)
+
+
 def test_service_errors_are_shown_in_plain_words(page: object, service: str) -> None:
     p = page
     p.fill("#contexts", "Some text to compress.")
+    assert "needs an access token (401)" in _refusal(p, service, 401)
+
+    p.fill("#token", TOKEN)
     p.click("#more summary")
     p.fill("#options", '{"colour": "red"}')
-    with p.expect_response(f"{service}/compress") as answered:
-        p.click("#submit")
-    assert answered.value.status == 400
-    error = p.locator("#error")
-    error.wait_for(state="visible")
-    text = error.text_content()
+    text = _refusal(p, service, 400)
     assert "could not use this request (400)" in text and "colour" in text
-    assert p.evaluate("document.activeElement.id") == "error"  # focus goes to the message
-    assert p.locator("#result").is_hidden()
+
+    p.fill("#options", "")
+    p.fill("#contexts", "\n\n".join(f"Context number {i}." for i in range(MAX_CONTEXTS + 1)))
+    assert p.text_content("#context-count") == f"{MAX_CONTEXTS + 1} contexts will be sent."
+    text = _refusal(p, service, 413)
+    assert "larger than this service allows (413)" in text and str(MAX_CONTEXTS) in text
 
 
 def test_bad_input_is_caught_before_sending(page: object) -> None:
@@ -243,13 +268,73 @@ def test_bad_input_is_caught_before_sending(page: object) -> None:
 
 
 def test_a_request_file_fills_the_form(page: object, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
     p = page
     request = {"context": ["first", "second"], "question": "q?", "target_token": 42}
     path = tmp_path / "request.json"
     path.write_text(json.dumps(request), encoding="utf-8")
     p.set_input_files("#file", str(path))
-    p.wait_for_function("document.getElementById('question').value === 'q?'")
+    # (wait_for_function would evaluate a string, which the page's CSP rightly forbids)
+    expect(p.locator("#question")).to_have_value("q?")
     assert p.input_value("#contexts") == "first\n---\nsecond"
     assert p.input_value("#split") == "dashes" and p.input_value("#budget-kind") == "target_token"
     assert p.input_value("#budget-value") == "42"
     assert p.text_content("#context-count") == "2 contexts will be sent."
+
+
+PARAGRAPHS = [
+    "The lighthouse keeper climbed the spiral stairs every evening at dusk, trimmed the wick, "
+    "polished the great lens and wrote the weather in a leather log book before midnight.",
+    "Sourdough bread needs a lively starter, flour, water and salt; the dough rests overnight "
+    "in a cool kitchen so that the crumb turns open and the crust bakes dark and crisp.",
+    "The treaty was signed in the spring of 1648 in the town of Osnabrueck, ending thirty "
+    "years of war; the delegates had argued for five years over seating and titles.",
+    "Honeybees dance in a figure of eight to tell their sisters where the flowers are; the "
+    "angle of the waggle run points the way relative to the sun and its length the distance.",
+]
+
+
+def test_question_aware_folds_the_contexts_it_dropped(page: object, service: str) -> None:
+    p = page
+    p.fill("#token", TOKEN)
+    p.fill("#contexts", "\n\n".join(PARAGRAPHS))
+    p.fill("#question", "In which year was the treaty signed?")
+    p.check("input[name=mode][value=question-aware]")
+    p.fill("#budget-value", "0.4")
+    p.click("#more summary")
+    p.fill("#options", '{"context_budget": "+0"}')  # no slack: the coarse filter must drop
+    with p.expect_response(f"{service}/compress") as answered:
+        p.click("#submit")
+    assert answered.value.status == 200
+    p.wait_for_selector("#result:not([hidden])")
+    data = answered.value.json()["data"]
+    contexts = data["explanation"]["contexts"]
+    dropped = [c for c in contexts if c["position"] is None]
+    assert dropped and all(c["rank"] is not None for c in contexts)
+
+    folded = p.locator("#original details.dropped")
+    assert folded.count() == len(dropped)
+    for k, context in enumerate(dropped):
+        summary = folded.nth(k).locator("summary").text_content()
+        assert f"Context {context['index'] + 1}: dropped whole" in summary
+        assert f"rank {context['rank'] + 1} of {len(PARAGRAPHS)}" in summary
+        assert folded.nth(k).get_attribute("open") is None  # folded until asked
+    folded.first.locator("summary").focus()
+    p.keyboard.press("Enter")  # unfold with the keyboard
+    assert folded.first.get_attribute("open") is not None
+
+    kept_parts = {}
+    for context in contexts:
+        pieces = p.eval_on_selector_all(
+            f"#original .text[data-context='{context['index']}'] > *",
+            "els => els.map(e => [e.tagName, e.textContent])",
+        )
+        assert "".join(text for _, text in pieces) == PARAGRAPHS[context["index"]]
+        if context["position"] is not None:
+            kept_parts[context["position"]] = "".join(t for tag, t in pieces if tag == "SPAN")
+        else:
+            assert all(tag == "DEL" for tag, _ in pieces)
+    prompt_parts = [kept_parts[k] for k in sorted(kept_parts) if kept_parts[k]]
+    question = "In which year was the treaty signed?"
+    assert data["compressed_prompt"] == "\n\n".join([*prompt_parts, question])
