@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODEL ?= gemma-3-270m
 
-.PHONY: run test scorer lint bench bench-triton soak quality clean
+.PHONY: run test scorer lint bench bench-triton soak quality mutate clean
 
 $(BIN)/tersify: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ run: scorer
 
 test: scorer
 	$(BIN)/python -m pytest -q
+
+# Mutation testing of the core (mutmut, in a copy under build/mutate/): prints the score and
+# the surviving mutants, and checks that the changes planted in issue 15 are caught.
+mutate: $(BIN)/tersify
+	$(BIN)/python tests/mutate.py
 
 lint: $(BIN)/tersify
 	$(BIN)/ruff check compressor client export service tests perf
