@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +17,8 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 from tritonclient.utils import InferenceServerException
 
-from tersify.cli import main
+from tersify import BadRequestError, ScorerUnavailableError
+from tersify.cli import main, remote
 from tersify.client import Bundle
 from tersify.client import triton_server as server
 from tersify.client.compress_config import COMPRESS_BACKEND_FILE, COMPRESS_MODEL, CompressConfig
@@ -149,3 +153,62 @@ def test_committed_configuration_is_the_generator_s() -> None:
             "ORIGIN_TOKENS",
             "COMPRESSED_TOKENS",
         ]
+
+
+@pytest.fixture(scope="module")
+def seed_answer(tiny_scorer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """What ``tersify compress`` prints for the seed's request with the tiny scorer."""
+    command = ["compress", str(SEED), "--scorer", str(tiny_scorer_dir)]
+    out = subprocess.run(
+        [sys.executable, "-m", "tersify.cli", *command], capture_output=True, check=True
+    )
+    return out.stdout
+
+
+SEED = ROOT / "examples" / "seed_request.json"
+
+
+def test_cli_server_option_sends_the_whole_request(
+    triton: server.ServerState,
+    tiny_scorer_dir: Path,
+    seed_answer: bytes,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    assert remote.run(triton.grpc_url, SEED.read_bytes()).encode() == seed_answer
+    raw = b'{"context": ["a"], "rte": 0.5}'
+    with pytest.raises(BadRequestError) as caught:
+        remote.run(triton.grpc_url, raw)
+    assert _cli(capsys, tmp_path, raw, tiny_scorer_dir)[2] == f"tersify: error: {caught.value}\n"
+    with pytest.raises(ScorerUnavailableError, match="no Triton answers"):
+        remote.run(f"grpc://127.0.0.1:{server.free_port()}", SEED.read_bytes())
+    with pytest.raises(BadRequestError, match="grpc://HOST:PORT"):
+        remote.run("http://127.0.0.1:1", b"{}")
+
+
+def test_python_example(triton: server.ServerState, seed_answer: bytes) -> None:
+    example = ROOT / "examples" / "triton_compress.py"
+    out = subprocess.run(
+        [sys.executable, str(example), triton.grpc_url, str(SEED)], capture_output=True, check=True
+    )
+    assert out.stdout == seed_answer
+    assert out.stderr.decode().startswith("origin_tokens=")
+
+
+def test_node_example_over_triton_s_published_protocol(
+    triton: server.ServerState, seed_answer: bytes, tmp_path: Path
+) -> None:
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip("Node.js is not installed (apt-get install nodejs npm)")
+    folder = ROOT / "examples" / "node"
+    if not (folder / "node_modules" / "@grpc" / "grpc-js").is_dir():
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=folder, check=True)
+    example = [node, str(folder / "compress.js"), triton.grpc_url]
+    out = subprocess.run([*example, str(SEED)], capture_output=True, check=True)
+    assert out.stdout == seed_answer
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b"{not json")
+    failed = subprocess.run([*example, str(bad)], capture_output=True)
+    assert failed.returncode == 2
+    assert failed.stderr.decode().startswith("tersify: error: the request is not valid JSON")

@@ -188,7 +188,6 @@ class TritonPythonModel:
         raw = np.from_dlpack(tensor).tobytes()
         self.limits.check_body(len(raw))
         parsed = CompressRequest.from_json(raw)
-        self.limits.check_contexts(len(parsed.context))
         deadline = Deadline(self.timeout_s)
         compressor = Compressor(
             self.scorer.bound(loop, deadline), encoding=self.encoding, limits=self.limits
