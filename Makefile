@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODEL ?= gemma-3-270m
 
-.PHONY: run test scorer lint bench bench-triton soak quality mutate clean
+.PHONY: run test fuzz scorer lint bench bench-triton soak quality mutate clean
 
 $(BIN)/tersify: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ run: scorer
 
 test: scorer
 	$(BIN)/python -m pytest -q
+
+# The HTTP API fuzz with 10,000 generated requests (make test runs 2,000).
+fuzz: $(BIN)/tersify
+	TERSIFY_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/test_fuzz_http.py
 
 # Mutation testing of the core (mutmut, in a copy under build/mutate/): prints the score and
 # the surviving mutants, and checks that the changes planted in issue 15 are caught.
