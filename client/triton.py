@@ -75,8 +75,14 @@ class TritonTarget:
 timeout_s=None)
         """
         parsed = urlparse(url)
-        if parsed.scheme != "grpc" or not parsed.hostname or not parsed.port:
-            raise BadRequestError(f"scorer={url!r}: a Triton scorer URL is grpc://HOST:PORT")
+        try:
+            port = parsed.port  # a ValueError for ':notaport' and ':99999'
+        except ValueError:
+            port = None
+        if parsed.scheme != "grpc" or not parsed.hostname or not port:
+            raise BadRequestError(
+                f"scorer={url!r}: a Triton scorer URL is grpc://HOST:PORT, PORT in 1-65535"
+            )
         query = parse_qs(parsed.query)
         unknown = sorted(set(query) - {"scorer", "timeout"})
         if unknown:
@@ -91,7 +97,7 @@ timeout_s=None)
         if timeout_s is not None and not timeout_s > 0:
             raise BadRequestError(f"scorer={url!r}: timeout must be positive")
         return cls(
-            address=f"{parsed.hostname}:{parsed.port}",
+            address=f"{parsed.hostname}:{port}",
             model=parsed.path.strip("/") or MODEL_NAME,
             scorer=query.get("scorer", [None])[0],
             timeout_s=timeout_s,

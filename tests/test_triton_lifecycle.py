@@ -161,3 +161,22 @@ def test_a_real_server_records_its_regions_and_stop_removes_them(
         assert server.stop(run_dir, grace_s=20) is True
     assert not any((SHM / name).exists() for name in regions)
     assert server.read_state(run_dir) is None
+
+
+@pytest.mark.parametrize("port", ["notaport", "99999", "0", "-1"])
+def test_a_bad_scorer_port_is_a_bad_request_in_one_line(port: str) -> None:
+    from tersify.client.triton import TritonTarget
+    from tersify.errors import BadRequestError
+
+    url = f"grpc://127.0.0.1:{port}"
+    with pytest.raises(BadRequestError, match="1-65535"):
+        TritonTarget.parse(url)
+    done = subprocess.run(
+        [sys.executable, "-m", "tersify.cli", "compress", "--scorer", url, "-"],
+        input='{"context": "x"}',
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "Traceback" not in done.stderr
