@@ -40,7 +40,8 @@ class Admission:
         self._running = 0
         self._slots: asyncio.Semaphore | None = None
         self._executor = ThreadPoolExecutor(max_inflight, thread_name_prefix="tersify-work")
-        self._work_seconds = 5.0  # moving average of one compression, for Retry-After
+        self._work_seconds = 5.0  # moving average of one compression's time
+        self._finished = 0
         self._deadlines: set[Deadline] = set()
         self._closed = False
         self._active = 0  # threads inside work now; changed by the threads themselves
@@ -61,8 +62,22 @@ class Admission:
         rounds = (self.waiting + 1) / self.max_inflight
         return min(60.0, max(1.0, self._work_seconds * rounds))
 
-    def enter(self) -> None:
-        """Take a ticket or refuse at once; pair with :meth:`leave` (use :meth:`ticket`)."""
+    def expected_seconds(self) -> float | None:
+        """When a request admitted now would finish, from the recent compressions' times.
+
+        ``None`` until a few compressions have finished (nothing to go by yet).
+        """
+        if self._finished < 3:
+            return None
+        ahead = max(0, self._tickets + 1 - self.max_inflight)
+        return (ahead / self.max_inflight + 1) * self._work_seconds
+
+    def enter(self, budget_s: float | None = None) -> None:
+        """Take a ticket or refuse at once; pair with :meth:`leave` (use :meth:`ticket`).
+
+        Refused when the queue is full, and when the queue ahead is so long that the
+        request would not finish within ``budget_s`` (a 429 now rather than a 504 later).
+        """
         if self._closed:
             raise OverloadedError("the server is shutting down: send the request elsewhere")
         if self._tickets >= self.max_inflight + self.max_queue:
@@ -70,6 +85,15 @@ class Admission:
             raise OverloadedError(
                 f"{self._running} compressions running and {self.waiting} waiting, the "
                 f"most this server takes ({self.max_inflight} + {self.max_queue}): retry later",
+                retry_after=self.retry_after(),
+            )
+        expected = self.expected_seconds()
+        if budget_s is not None and expected is not None and expected > budget_s:
+            self._metrics.reject("queue_too_slow")
+            raise OverloadedError(
+                f"{self._running} compressions running and {self.waiting} waiting would "
+                f"take about {expected:.0f} s, past this request's {budget_s:g} s deadline: "
+                "retry later",
                 retry_after=self.retry_after(),
             )
         self._tickets += 1
@@ -81,9 +105,9 @@ class Admission:
         self._publish()
 
     @contextlib.asynccontextmanager
-    async def ticket(self) -> AsyncIterator[None]:
+    async def ticket(self, budget_s: float | None = None) -> AsyncIterator[None]:
         """``async with admission.ticket():`` holds a ticket for the block."""
-        self.enter()
+        self.enter(budget_s)
         try:
             yield
         finally:
@@ -115,7 +139,11 @@ class Admission:
         def finished(done: asyncio.Future[T]) -> None:
             if not done.cancelled():
                 done.exception()  # retrieved: an abandoned future must not log a warning
-            self._work_seconds = 0.8 * self._work_seconds + 0.2 * (time.monotonic() - started)
+            took = time.monotonic() - started
+            self._work_seconds = (
+                took if self._finished == 0 else 0.8 * self._work_seconds + 0.2 * took
+            )
+            self._finished += 1
             self._running -= 1
             self._deadlines.discard(deadline)
             slots.release()

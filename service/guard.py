@@ -182,7 +182,7 @@ class Guard:
                 raise HTTPError(f"Content-Length {length!r} is not a byte count")
             self._check_body(int(length))
         deadline = self.deadline(request)
-        async with self.admission.ticket():
+        async with self.admission.ticket(deadline.seconds):
             yield Admitted(self, request, deadline)
 
     def _check_body(self, size: int) -> None:

@@ -52,7 +52,8 @@ class SlowScorer(FakeScorer):
 
 
 def _client(scorer: FakeScorer | None = None, **config: object) -> httpx.AsyncClient:
-    app = create_app(Compressor(scorer or FakeScorer()), config=ServeConfig(**config))  # type: ignore[arg-type]
+    compressor = Compressor(scorer or FakeScorer(), limits=config.get("limits"))  # type: ignore[arg-type]
+    app = create_app(compressor, config=ServeConfig(**config))  # type: ignore[arg-type]
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
 
 
@@ -298,3 +299,25 @@ def test_a_real_text_compresses_through_the_guard() -> None:
 
     data = _run(go()).json()["data"]
     assert 0 < data["compressed_tokens"] < data["origin_tokens"]
+
+
+def test_a_request_that_would_wait_past_its_deadline_is_refused_at_once() -> None:
+    scorer = SlowScorer(0.3)
+
+    async def go() -> tuple[httpx.Response, float]:
+        async with _client(scorer, max_inflight=1, max_queue=8) as client:
+            for _ in range(3):  # the admission learns how long one compression takes
+                assert (await client.post("/compress", content=SMALL, headers=JSON)).is_success
+            running = asyncio.ensure_future(client.post("/compress", content=SMALL, headers=JSON))
+            await asyncio.sleep(0.05)
+            started = time.monotonic()
+            hurried = await client.post(
+                "/compress", content=SMALL, headers={**JSON, "x-tersify-timeout": "0.5"}
+            )
+            took = time.monotonic() - started
+            assert (await running).status_code == 200
+            return hurried, took
+
+    hurried, took = _run(go())
+    assert "deadline" in check_error(hurried, 429, "OverloadedError")["message"]
+    assert took < 0.2
