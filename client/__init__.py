@@ -37,12 +37,18 @@ def open_scorer(
 
     ``None`` is the default scorer; a name is looked up under the home; a Triton URL
     ``grpc://HOST:PORT[?scorer=NAME]`` takes log-probs from Triton and tokenizes with the
-    local export of NAME (the default scorer when it is left out).
+    local export of NAME (the default scorer when it is left out); several instances,
+    ``grpc://H1:P1,H2:P2,...``, share the windows (:mod:`tersify.client.triton_pool`).
     """
     settings = settings or Settings.from_env()
     if isinstance(spec, str) and "://" in spec:
         from tersify.client.triton import TritonScorer, TritonTarget  # needs [triton]
+        from tersify.client.triton_pool import TritonPoolScorer, is_pool_url, pool_targets
 
+        if is_pool_url(spec):  # grpc://h1:p1,h2:p2,...: several instances, one scorer
+            targets = pool_targets(spec)
+            bundle = Bundle.open(resolve_scorer_folder(targets[0].scorer, settings))
+            return TritonPoolScorer(targets, bundle)
         target = TritonTarget.parse(spec)
         # Triton returns log-probs; the tokenizer is the local export of the same model.
         bundle = Bundle.open(resolve_scorer_folder(target.scorer, settings))
