@@ -6,6 +6,8 @@ Transports (onnxruntime in-process, Triton over gRPC) differ only in ``logprobs`
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from tokenizers import Tokenizer
 
@@ -37,9 +39,19 @@ class BundleTokenizer:
 class BundleScorerBase:
     """Name, BOS and tokenization of an exported scorer; subclasses bring the log-probs."""
 
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, *, variant: str = "fp32") -> None:
         self._bundle = bundle
         self._tokenizer = BundleTokenizer(bundle)
+        identity = f"{type(self).__name__}:{variant}\n{bundle.manifest.to_json()}"
+        self._fingerprint = hashlib.sha256(identity.encode("utf-8")).hexdigest()
+
+    @property
+    def fingerprint(self) -> str:
+        """Engine, variant and manifest (every file's SHA-256) hashed: a score cache's key.
+
+        A re-export changes the manifest, so cached scores of the old model are never reused.
+        """
+        return self._fingerprint
 
     @property
     def name(self) -> str:
