@@ -73,8 +73,7 @@ def main() -> None:
             if page.locator("#error").is_visible():
                 sys.exit(f"the service refused: {page.text_content('#error')}")
             page.evaluate("document.activeElement.blur()")
-            page.locator("#result").scroll_into_view_if_needed()
-            page.screenshot(path=args.out)
+            page.locator("#result").screenshot(path=args.out)
             browser.close()
         print(f"wrote {args.out}")
     finally:
