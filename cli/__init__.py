@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tersify.cli import ask, serve, triton
+from tersify.cli import ask, remote, serve, triton
 from tersify.compressor import DEFAULT_PRICE_PER_1K, Compressor
 from tersify.encoding import DEFAULT_ENCODING, SHIPPED_ENCODINGS
 from tersify.errors import BadRequestError, TersifyError
@@ -50,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _compress(args: argparse.Namespace) -> int:
     if args.schema:
         sys.stdout.write(json.dumps(request_schema(), indent=2) + "\n")
+        return 0
+    if args.server:  # the whole request to Triton's tersify_compress (tersify.cli.remote)
+        sys.stdout.write(remote.run(args.server, _read_input(args.file)))
         return 0
     limits = serve.limits_from(args)
     raw = _read_input(args.file)
@@ -128,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.limit_options(compress)
     _compression_options(compress)
+    remote.add_option(compress)
     compress.set_defaults(run=_compress)
 
     export = commands.add_parser("export", help="export a Hugging Face causal LM as an ONNX scorer")

@@ -176,6 +176,9 @@ def test_cli_server_option_sends_the_whole_request(
     tmp_path: Path,
 ) -> None:
     assert remote.run(triton.grpc_url, SEED.read_bytes()).encode() == seed_answer
+    capsys.readouterr()
+    assert main(["compress", "--server", triton.grpc_url, str(SEED)]) == 0
+    assert capsys.readouterr().out.encode() == seed_answer
     raw = b'{"context": ["a"], "rte": 0.5}'
     with pytest.raises(BadRequestError) as caught:
         remote.run(triton.grpc_url, raw)

@@ -192,7 +192,7 @@ class TritonPythonModel:
         compressor = Compressor(
             self.scorer.bound(loop, deadline), encoding=self.encoding, limits=self.limits
         )
-        result = compress(parsed, compressor)
+        result = compress(parsed, compressor, deadline=deadline)
         # What `tersify compress` prints, byte for byte.
         text = json.dumps(answer(result, self.price_per_1k), ensure_ascii=False, indent=4) + "\n"
         return text.encode("utf-8"), result
