@@ -20,6 +20,7 @@ import tiktoken
 
 from tersify.assemble import Assembler, BoolArray, join_prompt
 from tersify.budget import Budget
+from tersify.cache import CachedScorer, ScoreCache
 from tersify.coarse import ContextFilter
 from tersify.encoding import DEFAULT_ENCODING, count_tokens, load_encoding
 from tersify.errors import BadRequestError
@@ -101,7 +102,10 @@ class Compressor:
     ``scorer`` is a :class:`tersify.scoring.Scorer`, or where to find one: ``None`` for the
     embedded default, a model name (``"gemma-3-270m"``), an exported scorer's folder, or a
     Triton URL (``grpc://HOST:PORT``). ``limits`` bound every request (contexts, scorer
-    tokens).
+    tokens). ``cache`` keeps the log-probs of windows seen before (a document retrieved
+    again costs almost nothing, with the same output): ``True`` gives this compressor its
+    own in-memory :class:`~tersify.cache.ScoreCache`, a ``ScoreCache`` is shared (or kept
+    on disk), ``False`` scores every window every time.
 
     >>> compressor = Compressor()  # doctest: +SKIP
     >>> compressor.compress(["A long document ..."], question="Why?", rate=0.5)  # doctest: +SKIP
@@ -114,6 +118,7 @@ class Compressor:
         encoding: str | tiktoken.Encoding = DEFAULT_ENCODING,
         window: WindowPlan | None = None,
         limits: Limits | None = None,
+        cache: bool | ScoreCache = True,
     ) -> None:
         if scorer is None or isinstance(scorer, (str, os.PathLike)):
             scorer = self.open(scorer)
@@ -127,7 +132,11 @@ class Compressor:
                 f"scorer={type(scorer).__name__} is asynchronous (its logprobs() is a "
                 "coroutine); Compressor needs a synchronous scorer such as TritonScorer"
             )
-        self._scorer = scorer
+        if not isinstance(cache, (bool, ScoreCache)):
+            raise BadRequestError(f"cache={cache!r}: pass True, False or a ScoreCache")
+        if cache is not False and not isinstance(scorer, CachedScorer):
+            scorer = CachedScorer(scorer, None if cache is True else cache)
+        self._scorer: Scorer = scorer
         self._encoding = (
             encoding if isinstance(encoding, tiktoken.Encoding) else load_encoding(encoding)
         )

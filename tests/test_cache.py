@@ -193,3 +193,33 @@ def _without_times(result: object) -> object:
     from dataclasses import replace
 
     return replace(result, scorer_seconds=0.0, total_seconds=0.0)  # type: ignore[type-var]
+
+
+def test_compressor_caches_by_default_and_not_when_told() -> None:
+    doc = sample_text("english", 1500, 11)
+    inner = PrintedFake()
+    compressor = Compressor(inner)
+    first = compressor.compress([doc], rate=0.5)
+    scored = len(inner.calls)
+    again = compressor.compress([doc], rate=0.5)
+    assert len(inner.calls) == scored  # every window came from the cache
+    assert _without_times(first) == _without_times(again)
+    plain_inner = PrintedFake()
+    plain = Compressor(plain_inner, cache=False)
+    plain.compress([doc], rate=0.5)
+    plain.compress([doc], rate=0.5)
+    assert len(plain_inner.calls) == 2 * scored
+
+
+def test_compressors_share_a_given_cache() -> None:
+    doc = sample_text("code", 1200, 3)
+    shared = ScoreCache()
+    Compressor(PrintedFake("same"), cache=shared).compress([doc], rate=0.4)
+    second = PrintedFake("same")
+    Compressor(second, cache=shared).compress([doc], rate=0.4)
+    assert second.calls == []
+
+
+def test_cache_argument_is_checked() -> None:
+    with pytest.raises(BadRequestError, match="cache="):
+        Compressor(FakeScorer(), cache="yes")  # type: ignore[arg-type]
