@@ -1,11 +1,13 @@
-"""perf_analyzer against the scorer served by a local Triton, concurrency 1 to 8.
+"""perf_analyzer against both models of a local Triton: the scorer, and whole compressions.
 
     .venv/bin/python perf/triton_perf.py [--scorer smollm2-135m] [--length 256]
 
-Starts tritonserver (the python-backend form) on free ports, feeds perf_analyzer real
-token ids from the seed's text (windows of ``--length`` ids, BOS first), and for each
-concurrency reads Triton's statistics before and after: more inferences than executions
-means the dynamic batcher merged requests. perf_analyzer is the binary inside
+Starts tritonserver (the python-backend form) on free ports. The scorer: perf_analyzer
+gets real token ids from the seed's text (windows of ``--length`` ids, BOS first),
+concurrency 1 to 8. ``tersify_compress``: perf_analyzer sends the seed's request itself,
+concurrency 1 to 16. For each level Triton's statistics are read before and after, for
+both models: more inferences than executions means the dynamic batcher merged requests,
+and the queue and compute times say where a request's time went. perf_analyzer is the binary inside
 ``tritonclient[all]==2.51.0`` (newer builds need a newer glibc), in its own venv
 ``perf/.venv-pa``; it needs Debian's libb64-0d and libcudart from nvidia-cuda-runtime-cu12.
 Writes ``perf/out/triton_perf.md`` and the raw CSV files.
@@ -27,6 +29,7 @@ import tritonclient.grpc as grpcclient
 
 from tersify.client import Bundle, resolve_scorer_folder
 from tersify.client import triton_server as server
+from tersify.client.compress_config import COMPRESS_MODEL
 from tersify.client.tokenizer import BundleTokenizer
 from tersify.client.triton_config import MODEL_NAME
 from tersify.settings import Settings
@@ -72,10 +75,95 @@ def _input_data(bundle: Bundle, length: int, path: Path) -> None:
     path.write_text(json.dumps({"data": data}), encoding="utf-8")
 
 
-def _stats(address: str) -> tuple[int, int]:
+def _stats(address: str, model: str = MODEL_NAME) -> tuple[int, int]:
     client = grpcclient.InferenceServerClient(address)
-    stats = client.get_inference_statistics(MODEL_NAME).model_stats[0]
+    stats = client.get_inference_statistics(model).model_stats[0]
     return int(stats.inference_count), int(stats.execution_count)
+
+
+def _times(address: str, model: str) -> dict[str, int]:
+    """Triton's cumulative counters for ``model``: requests, executions, queue/compute ns."""
+    client = grpcclient.InferenceServerClient(address)
+    stats = client.get_inference_statistics(model).model_stats[0]
+    infer = stats.inference_stats
+    return {
+        "requests": int(infer.success.count),
+        "inferences": int(stats.inference_count),
+        "executions": int(stats.execution_count),
+        "queue_ns": int(infer.queue.ns),
+        "compute_ns": int(
+            infer.compute_input.ns + infer.compute_infer.ns + infer.compute_output.ns
+        ),
+    }
+
+
+def _breakdown(before: dict[str, int], after: dict[str, int]) -> dict[str, float]:
+    delta = {k: after[k] - before[k] for k in after}
+    requests = max(1, delta["requests"])
+    return {
+        "requests": delta["requests"],
+        "mean_batch": delta["inferences"] / max(1, delta["executions"]),
+        "queue_ms": delta["queue_ns"] / requests / 1e6,
+        "compute_ms": delta["compute_ns"] / requests / 1e6,
+    }
+
+
+def _compress_data(path: Path) -> None:
+    raw = SEED.read_bytes()
+    data = [{"REQUEST": {"content": list(raw), "shape": [len(raw)]}}]
+    path.write_text(json.dumps({"data": data}), encoding="utf-8")
+
+
+def bench_compress(binary: Path, env: dict[str, str], address: str, levels: list[int]) -> str:
+    """perf_analyzer on ``tersify_compress`` with the seed's request; a Markdown table."""
+    data_file = OUT / "perf_input_compress.json"
+    _compress_data(data_file)
+    rows = []
+    for concurrency in levels:
+        before = {m: _times(address, m) for m in (COMPRESS_MODEL, MODEL_NAME)}
+        report = OUT / f"perf_compress_c{concurrency}.csv"
+        subprocess.run(
+            [
+                str(binary), "-m", COMPRESS_MODEL, "-u", address, "-i", "grpc",
+                "--input-data", str(data_file),
+                "--concurrency-range", f"{concurrency}:{concurrency}",
+                # Whole compressions take seconds: count requests, not milliseconds.
+                "--measurement-mode", "count_windows",
+                "--measurement-request-count", str(max(2, concurrency)),
+                # perf_analyzer wants three windows; any three are "stable" at 999 %.
+                "--stability-percentage", "999", "--max-trials", "3",
+                "-f", str(report),
+            ],
+            check=True, env=env, stdout=subprocess.DEVNULL,
+        )
+        after = {m: _times(address, m) for m in (COMPRESS_MODEL, MODEL_NAME)}
+        with report.open() as handle:
+            measured = next(csv.DictReader(handle))
+        row = {
+            "concurrency": concurrency,
+            "per_s": float(measured["Inferences/Second"]),
+            "p50_s": int(measured["p50 latency"]) / 1e6,
+            "p99_s": int(measured["p99 latency"]) / 1e6,
+            "compress": _breakdown(before[COMPRESS_MODEL], after[COMPRESS_MODEL]),
+            "scorer": _breakdown(before[MODEL_NAME], after[MODEL_NAME]),
+        }
+        rows.append(row)
+        print(row, flush=True)
+    lines = [
+        "| concurrency | compressions/s | p50 (s) | p99 (s) | compress queue (ms) "
+        "| compress compute (ms) | compress batch | scorer requests | scorer batch "
+        "| scorer queue (ms) | scorer compute (ms) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        c, k = r["compress"], r["scorer"]
+        lines.append(
+            f"| {r['concurrency']} | {r['per_s']:.3f} | {r['p50_s']:.1f} | {r['p99_s']:.1f} "
+            f"| {c['queue_ms']:.0f} | {c['compute_ms']:.0f} | {c['mean_batch']:.2f} "
+            f"| {k['requests']:.0f} | {k['mean_batch']:.2f} | {k['queue_ms']:.0f} "
+            f"| {k['compute_ms']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -84,6 +172,10 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=256)
     parser.add_argument("--concurrency", default="1,2,3,4,5,6,7,8", help="comma-separated levels")
     parser.add_argument("--measurement-ms", type=int, default=10000)
+    parser.add_argument(
+        "--compress-concurrency", default="1,2,4,8,16", help="levels for tersify_compress"
+    )
+    parser.add_argument("--skip-scorer", action="store_true", help="only tersify_compress")
     args = parser.parse_args()
 
     binary, env = _perf_analyzer()
@@ -96,8 +188,10 @@ def main() -> None:
     state = server.start(bundle, run_dir)
     address = state.grpc_url.removeprefix("grpc://")
     rows = []
+    compress_table = ""
     try:
-        for concurrency in (int(c) for c in args.concurrency.split(",")):
+        levels = [] if args.skip_scorer else [int(c) for c in args.concurrency.split(",")]
+        for concurrency in levels:
             before = _stats(address)
             report = OUT / f"perf_c{concurrency}.csv"
             subprocess.run(
@@ -143,6 +237,9 @@ def main() -> None:
                 }
             )
             print(rows[-1], flush=True)
+        if args.compress_concurrency:
+            compress_levels = [int(c) for c in args.compress_concurrency.split(",")]
+            compress_table = bench_compress(binary, env, address, compress_levels)
     finally:
         server.stop(run_dir)
     lines = [
@@ -160,6 +257,11 @@ def main() -> None:
             f"| {r['inferences'] / max(1, r['executions']):.2f} |"
         )
     table = "\n".join(lines) + "\n"
+    if compress_table:
+        table += (
+            f"\n`tersify_compress` (BLS to `{bundle.manifest.name}`), the seed's request, "
+            "Triton's statistics per request:\n\n" + compress_table
+        )
     (OUT / "triton_perf.md").write_text(table, encoding="utf-8")
     print(table)
 
