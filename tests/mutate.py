@@ -42,47 +42,68 @@ PACKAGES = {
 ALSO = ["tests", "examples", "pyproject.toml"]
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "*.onnx", "*.onnx.data")
 
-# (what it breaks, file, text in the source, text it becomes); each must make the fast
-# tests fail. When the code moves on, update the texts here so they still apply.
+# (what it breaks, file, ways to plant it): a way is a list of (text in the source, text it
+# becomes); the first way whose texts all occur once is applied. Each must make the fast
+# tests fail. When the code moves on, add a way that still applies.
 PLANTED = [
     (
         "compressed_tokens reports the target instead of the real count",
         "compressor.py",
-        [("fitted.prompt, origin_tokens, fitted.tokens, target,",
-          "fitted.prompt, origin_tokens, target, target,")],
+        [[("fitted.prompt, origin_tokens, fitted.tokens, target,",
+           "fitted.prompt, origin_tokens, target, target,")]],
     ),
     (
         "iterative windows carry none of the earlier windows' kept tokens",
         "windows.py",
-        [("carried = kept[s][-context:] if context else []", "carried = []")],
+        [[("carried = kept[s][-context:] if context else []", "carried = []")]],
     ),
     (
         "group_units' first unit may start after position 0",
         "scoring.py",
-        [("starts.append(0 if not starts else start)", "starts.append(start)")],
+        [
+            [("starts.append(0 if not starts else start)", "starts.append(start)")],
+            [("    begin[0] = 0\n", "")],
+        ],
     ),
     (
         "question-aware (longllmlingua) ranking scores every context 0",
         "coarse.py",
-        [("    return best\n", "    return np.zeros_like(best)\n")],
+        [[("    return best\n", "    return np.zeros_like(best)\n")]],
     ),
     (
         "the question appended after fitting, so it is not counted",
         "compressor.py",
         [
-            ("return job.prompt(order, assembler.kept_parts(keep))",
-             "return job.prompt(order, assembler.kept_parts(keep))"
-             '.removesuffix("\\n\\n" + job.question)'),
-            ("fitted.prompt, origin_tokens, fitted.tokens,",
-             'fitted.prompt + "\\n\\n" + job.question, origin_tokens, fitted.tokens,'),
+            [
+                ("return job.prompt(order, assembler.kept_parts(keep))",
+                 "return job.prompt(order, assembler.kept_parts(keep))"
+                 '.removesuffix("\\n\\n" + job.question)'),
+                ("fitted.prompt, origin_tokens, fitted.tokens,",
+                 'fitted.prompt + "\\n\\n" + job.question, origin_tokens, fitted.tokens,'),
+            ]
         ],
     ),
     (
         "group_units without its 'covered' check",
         "scoring.py",
-        [("start >= covered and ", "")],
+        [
+            [("start >= covered and ", "")],
+            [("begins = (end > start) & (start >= covered)", "begins = end > start")],
+        ],
     ),
 ]
+
+
+def plant(source: str, what: str, ways: list[list[tuple[str, str]]]) -> str:
+    """``source`` with the first way of planting ``what`` that applies."""
+    for edits in ways:
+        if all(source.count(old) == 1 for old, _ in edits):
+            for old, new in edits:
+                source = source.replace(old, new)
+            return source
+    raise SystemExit(
+        f"planted change {what!r} no longer applies: add a way to PLANTED in tests/mutate.py"
+    )
 
 
 def config() -> dict:
@@ -133,20 +154,17 @@ def planted(tests: list[str], deselect: list[str]) -> bool:
     """Apply each planted change to a fresh copy; True when the tests catch every one."""
     where = STAGE / "planted"
     caught = True
-    for what, name, edits in PLANTED:
+    for what, name, ways in PLANTED:
         shutil.rmtree(where, ignore_errors=True)
         where.mkdir(parents=True)
-        stage(where)
+        for name_ in ("tersify", *ALSO):  # the snapshot the baseline ran on, not the checkout
+            source = STAGE / name_
+            if source.is_dir():
+                shutil.copytree(source, where / name_, ignore=IGNORE)
+            else:
+                shutil.copy2(source, where / name_)
         path = where / "tersify" / name
-        source = path.read_text(encoding="utf-8")
-        for old, new in edits:
-            if source.count(old) != 1:
-                raise SystemExit(
-                    f"planted change {what!r} no longer applies to {name}: "
-                    f"update PLANTED in tests/mutate.py ({old!r} found {source.count(old)} times)"
-                )
-            source = source.replace(old, new)
-        path.write_text(source, encoding="utf-8")
+        path.write_text(plant(path.read_text(encoding="utf-8"), what, ways), encoding="utf-8")
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests,
              *deselect],
@@ -168,7 +186,8 @@ def mutmut(max_children: int, deselect: list[str]) -> tuple[float, list[str], di
         pyproject = STAGE / "pyproject.toml"
         data = pyproject.read_text(encoding="utf-8")
         args = json.dumps([*config().get("pytest_add_cli_args", []), *deselect])
-        data = re.sub(r"(?m)^pytest_add_cli_args = .*$", f"pytest_add_cli_args = {args}", data)
+        line = f"pytest_add_cli_args = {args}"
+        data = re.sub(r"(?m)^pytest_add_cli_args = .*$", lambda _: line, data)
         pyproject.write_text(data, encoding="utf-8")
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTHONPATH", None)

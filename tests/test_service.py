@@ -122,7 +122,8 @@ def test_tersify_serve_through_triton(tiny_scorer_dir: Path, tmp_path: Path) -> 
         status, body = _get(f"{base}/readyz")
         assert status == 503 and body["status"] == "scorer unavailable"
         assert body["error"]["type"] == "ScorerUnavailableError"
-        status, body = _post(f"{base}/compress", SEED)  # retried for 10 s, then a clear error
+        fresh = json.dumps({"context": [sample_text("english", 3000, 6)], "rate": 0.5}).encode()
+        status, body = _post(f"{base}/compress", fresh)  # retried for 10 s, then a clear error
         assert status == 503 and body["error"]["type"] == "ScorerUnavailableError"
         assert "tersify triton status" in body["error"]["message"]
         assert _get(f"{base}/healthz")[0] == 200
