@@ -134,9 +134,11 @@ class Compressor:
             )
         if not isinstance(cache, (bool, ScoreCache)):
             raise BadRequestError(f"cache={cache!r}: pass True, False or a ScoreCache")
+        self._scorer: Scorer = scorer.inner if isinstance(scorer, CachedScorer) else scorer
+        # What compressions score with: the scorer behind the score cache, unless asked not to.
+        self._scoring: Scorer = scorer
         if cache is not False and not isinstance(scorer, CachedScorer):
-            scorer = CachedScorer(scorer, None if cache is True else cache)
-        self._scorer: Scorer = scorer
+            self._scoring = CachedScorer(scorer, None if cache is True else cache)
         self._encoding = (
             encoding if isinstance(encoding, tiktoken.Encoding) else load_encoding(encoding)
         )
@@ -157,8 +159,17 @@ class Compressor:
 
     @property
     def scorer(self) -> Scorer:
-        """The scorer that gives this compressor its log-probs."""
+        """The scorer that gives this compressor its log-probs (behind the cache, if any).
+
+        Its own attributes stay reachable: a Triton scorer's ``is_ready()`` says whether the
+        server answers, which a cache in front must not hide.
+        """
         return self._scorer
+
+    @property
+    def cache(self) -> ScoreCache | None:
+        """The score cache in front of the scorer, or ``None`` when caching is off."""
+        return self._scoring.cache if isinstance(self._scoring, CachedScorer) else None
 
     @property
     def limits(self) -> Limits:
@@ -328,7 +339,7 @@ class Compressor:
                 f"{job.verbatim_parts}, which are kept verbatim: ask for at least {floor + 1}"
             )
         fraction = target / origin_tokens
-        meter = Metered(self._scorer, deadline or Deadline())
+        meter = Metered(self._scoring, deadline or Deadline())
         selection = Selection(
             meter,
             self._window,
