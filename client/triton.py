@@ -1,9 +1,12 @@
 """The Triton scorer: token windows to Triton over gRPC, log-probs back.
 
 Windows are right-padded to a few fixed lengths so that Triton's dynamic batcher can
-merge requests of many callers (it merges only equal shapes); each window is its own
-request, several in flight at once. Every request has a deadline; while the server is
-unavailable, requests are retried with backoff, then fail with one clear error.
+merge requests of many callers (it merges only equal shapes). A compression's windows
+travel together: those of one padded length go as one batched request (up to the
+server's ``max_batch_size`` rows), and the requests of different lengths are all in flight
+at once over the scorer's one gRPC channel, never one round trip after another. Every
+request has a deadline; while the server is unavailable, requests are retried with
+backoff, then fail with one clear error.
 
 The sync scorer (a thread pool over ``tritonclient.grpc``) and the async one
 (``tritonclient.grpc.aio``) share request building, parsing and error conversion; only
@@ -137,15 +140,19 @@ class _TritonScorerBase(BundleScorerBase):
         retry: RetryPolicy | None = None,
         max_in_flight: int = 8,
         padded_lengths: Sequence[int] = Batching().padded_lengths,
+        max_batch: int = Batching().max_batch_size,
     ) -> None:
         if max_in_flight < 1:
             raise BadRequestError(f"max_in_flight={max_in_flight} must be at least 1")
+        if max_batch < 1:
+            raise BadRequestError(f"max_batch={max_batch} must be at least 1")
         super().__init__(bundle)
         self._target = target
         self._retry = retry or RetryPolicy()
         if retry is None and target.timeout_s is not None:
             self._retry = RetryPolicy(timeout_s=target.timeout_s)
         self._max_in_flight = max_in_flight
+        self._max_batch = max_batch
         self._lengths = tuple(sorted(padded_lengths))
 
     @property
@@ -153,29 +160,57 @@ class _TritonScorerBase(BundleScorerBase):
         """The longest padded length the server's batching is set up for."""
         return min(self._lengths[-1], self._bundle.manifest.max_positions)
 
-    def _padded(self, window: IntArray) -> IntArray:
+    def _padded_length(self, window: IntArray) -> int:
         length = next((n for n in self._lengths if n >= len(window)), None)
         if length is None:
             raise BadRequestError(
                 f"a window of {len(window)} ids is longer than the server's longest padded "
                 f"length ({self._lengths[-1]})"
             )
-        ids = np.zeros((1, length), dtype=np.int64)
-        ids[0, : len(window)] = window
-        return ids
+        return length
 
-    def _inputs(self, module: Any, window: IntArray) -> list[Any]:
-        ids = self._padded(window)
+    def _batches(self, windows: Sequence[IntArray]) -> list[tuple[list[int], IntArray]]:
+        """The windows as few requests: one per padded length, at most ``max_batch`` rows.
+
+        Each is (the windows' indices, their ids right-padded to ``[rows, length]``).
+        """
+        groups: dict[int, list[int]] = {}
+        for index, window in enumerate(windows):
+            groups.setdefault(self._padded_length(window), []).append(index)
+        batches = []
+        for length, indices in sorted(groups.items()):
+            for start in range(0, len(indices), self._max_batch):
+                part = indices[start : start + self._max_batch]
+                ids = np.zeros((len(part), length), dtype=np.int64)
+                for row, index in enumerate(part):
+                    ids[row, : len(windows[index])] = windows[index]
+                batches.append((part, ids))
+        return batches
+
+    @staticmethod
+    def _inputs(module: Any, ids: IntArray) -> list[Any]:
         tensor = module.InferInput(INPUT_NAME, list(ids.shape), "INT64")
         tensor.set_data_from_numpy(ids)
         return [tensor]
 
     @staticmethod
-    def _parse(result: Any, length: int) -> FloatArray:
+    def _parse(result: Any, shape: tuple[int, ...]) -> FloatArray:
         out = result.as_numpy(OUTPUT_NAME)
-        if out is None or out.ndim != 2 or out.shape[1] < length:
+        if out is None or out.ndim != 2 or out.shape[0] != shape[0] or out.shape[1] < shape[1]:
             raise ScorerError(f"Triton answered without a usable {OUTPUT_NAME!r} tensor")
-        return np.asarray(out[0, :length], dtype=np.float32)
+        return np.asarray(out, dtype=np.float32)
+
+    @staticmethod
+    def _scatter(
+        windows: Sequence[IntArray],
+        batches: list[tuple[list[int], IntArray]],
+        outputs: Sequence[FloatArray],
+    ) -> list[FloatArray]:
+        scores: list[FloatArray] = [np.zeros(0, dtype=np.float32)] * len(windows)
+        for (indices, _), out in zip(batches, outputs, strict=True):
+            for row, index in enumerate(indices):
+                scores[index] = out[row, : len(windows[index])]
+        return scores
 
     def _convert(self, exc: InferenceServerException) -> TersifyError:
         status = str(exc.status() or "")
@@ -199,20 +234,27 @@ class _TritonScorerBase(BundleScorerBase):
 
 
 class TritonScorer(_TritonScorerBase):
-    """Sync Triton scorer: windows in flight on a thread pool over one gRPC channel."""
+    """Sync Triton scorer: batched requests in flight together over one gRPC channel."""
 
     def __init__(self, target: TritonTarget, bundle: Bundle, **options: Any) -> None:
         super().__init__(target, bundle, **options)
         self._client = grpcclient.InferenceServerClient(
             url=target.address, channel_args=_CHANNEL_ARGS
         )
+        self._pool: ThreadPoolExecutor | None = None
 
     def logprobs(self, windows: Sequence[IntArray]) -> list[FloatArray]:
-        """Per-token log-probs of each window, up to ``max_in_flight`` requests at once."""
+        """Per-token log-probs of each window: one request per padded length, all at once."""
         if not windows:
             return []
-        with ThreadPoolExecutor(max_workers=min(self._max_in_flight, len(windows))) as pool:
-            return list(pool.map(self._one, windows))
+        batches = self._batches(windows)
+        if len(batches) == 1:
+            outputs = [self._one(batches[0][1])]
+        else:
+            if self._pool is None:  # threads outlive a call: no start-up cost per compression
+                self._pool = ThreadPoolExecutor(self._max_in_flight, "tersify-triton")
+            outputs = list(self._pool.map(self._one, [ids for _, ids in batches]))
+        return self._scatter(windows, batches, outputs)
 
     def is_ready(self) -> bool:
         """Whether the server answers and the scorer model is ready."""
@@ -222,11 +264,13 @@ class TritonScorer(_TritonScorerBase):
             return False
 
     def close(self) -> None:
-        """Close the gRPC channel."""
+        """Close the gRPC channel (and the threads that kept requests in flight)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
         self._client.close()
 
-    def _one(self, window: IntArray) -> FloatArray:
-        inputs = self._inputs(grpcclient, window)
+    def _one(self, ids: IntArray) -> FloatArray:
+        inputs = self._inputs(grpcclient, ids)
         deadline = time.monotonic() + self._retry.retry_for_s
         attempt = 0
         while True:
@@ -234,7 +278,7 @@ class TritonScorer(_TritonScorerBase):
                 result = self._client.infer(
                     self._target.model, inputs, client_timeout=self._retry.timeout_s
                 )
-                return self._parse(result, len(window))
+                return self._parse(result, ids.shape)
             except InferenceServerException as exc:
                 if not self._should_retry(exc, deadline):
                     raise self._convert(exc) from exc
@@ -252,21 +296,25 @@ class AsyncTritonScorer(_TritonScorerBase):
         )
 
     async def logprobs(self, windows: Sequence[IntArray]) -> list[FloatArray]:
-        """Per-token log-probs of each window, up to ``max_in_flight`` requests at once."""
+        """Per-token log-probs of each window: one request per padded length, all at once."""
+        if not windows:
+            return []
         gate = asyncio.Semaphore(self._max_in_flight)
+        batches = self._batches(windows)
 
-        async def one(window: IntArray) -> FloatArray:
+        async def one(ids: IntArray) -> FloatArray:
             async with gate:
-                return await self._one(window)
+                return await self._one(ids)
 
-        return list(await asyncio.gather(*(one(w) for w in windows)))
+        outputs = await asyncio.gather(*(one(ids) for _, ids in batches))
+        return self._scatter(windows, batches, outputs)
 
     async def close(self) -> None:
         """Close the gRPC channel."""
         await self._client.close()
 
-    async def _one(self, window: IntArray) -> FloatArray:
-        inputs = self._inputs(aioclient, window)
+    async def _one(self, ids: IntArray) -> FloatArray:
+        inputs = self._inputs(aioclient, ids)
         deadline = time.monotonic() + self._retry.retry_for_s
         attempt = 0
         while True:
@@ -274,7 +322,7 @@ class AsyncTritonScorer(_TritonScorerBase):
                 result = await self._client.infer(
                     self._target.model, inputs, client_timeout=self._retry.timeout_s
                 )
-                return self._parse(result, len(window))
+                return self._parse(result, ids.shape)
             except InferenceServerException as exc:
                 if not self._should_retry(exc, deadline):
                     raise self._convert(exc) from exc

@@ -1,25 +1,28 @@
-"""Triton python-backend model: the ONNX scorer run with onnxruntime (``1/model.py``).
+"""Triton python-backend model: the scorer on CUDA with PyTorch, or with onnxruntime.
 
 Copied into the model repository by ``tersify triton repo``; never imported by tersify.
-The model folder's version directory holds ``model.onnx`` (+ ``.data``) and
-``manifest.json`` beside this file. Each request of a merged batch is checked on its
-own, so one bad request fails alone. Tensors cross the backend through DLPack: the
+The model folder's version directory holds ``manifest.json`` and the exported files
+beside this file. The ``engine`` parameter picks the engine: ``torch`` (the PyTorch
+engine of ``tersify.client.torch_engine``, bf16 with CUDA graphs per bucket),
+``onnxruntime`` (``model.onnx`` on the CPU), or ``auto``: torch where the scorer has its
+files and CUDA is there, else onnxruntime. Each request of a merged batch is checked on
+its own, so one bad request fails alone. Tensors cross the backend through DLPack: the
 stub's numpy-based tensor conversion returns empty arrays under numpy 2.
 """
 
 import json
 import os
+import site
 import sys
 from pathlib import Path
 
 # The backend stub does not put PYTHONPATH on sys.path; the launcher passes the
-# environment that has onnxruntime and numpy.
+# environment that has numpy, onnxruntime or torch (and tersify, for the torch engine).
 for _entry in os.environ.get("TERSIFY_SITE_PACKAGES", "").split(os.pathsep):
     if _entry and _entry not in sys.path:
-        sys.path.append(_entry)
+        site.addsitedir(_entry)
 
 import numpy as np
-import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
 INPUT_NAME = "input_ids"
@@ -36,6 +39,23 @@ class TritonPythonModel:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         self.vocab_size = int(manifest["vocab_size"])
         self.max_positions = int(manifest["max_positions"])
+        config = json.loads(args["model_config"])
+        parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.engine_name = _choose_engine(parameters.get("engine", "auto"), manifest)
+        if self.engine_name == "torch":
+            from tersify.client.torch_engine import EngineOptions, TorchEngine
+
+            self.engine = TorchEngine.load(folder, EngineOptions.from_parameters(parameters))
+            graphs = self.engine.capture()
+            pb_utils.Logger.log_info(
+                f"tersify scorer: torch engine on {self.engine.device} in {self.engine.dtype}, "
+                f"{graphs} CUDA graphs in {self.engine.capture_seconds:.1f}s"
+                + (f" ({self.engine.capture_error})" if self.engine.capture_error else "")
+            )
+            self._score = self.engine.score
+            return
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
         threads = os.environ.get("TERSIFY_ORT_THREADS")
         if threads:
@@ -43,6 +63,7 @@ class TritonPythonModel:
         self.session = ort.InferenceSession(
             str(folder / "model.onnx"), sess_options=options, providers=["CPUExecutionProvider"]
         )
+        self._score = self._score_onnx
 
     def execute(self, requests):
         responses = [None] * len(requests)
@@ -88,13 +109,30 @@ class TritonPythonModel:
             )
         return np.ascontiguousarray(ids, dtype=np.int64)
 
-    def _score(self, ids):
+    def _score_onnx(self, ids):
         rows = max(1, TOKENS_PER_RUN // ids.shape[1])
         parts = [
             self.session.run([OUTPUT_NAME], {INPUT_NAME: ids[start : start + rows]})[0]
             for start in range(0, len(ids), rows)
         ]
         return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def _choose_engine(wanted, manifest):
+    has_torch = "torch" in manifest.get("model_files", {})
+    if wanted == "auto":
+        if not has_torch:
+            return "onnxruntime"
+        try:
+            import torch
+        except ImportError:
+            return "onnxruntime"
+        return "torch" if torch.cuda.is_available() else "onnxruntime"
+    if wanted == "torch" and not has_torch:
+        raise ValueError("engine=torch, but the scorer has no torch files: export it again")
+    if wanted not in ("torch", "onnxruntime"):
+        raise ValueError(f"engine={wanted!r}: use auto, torch or onnxruntime")
+    return wanted
 
 
 def _error(message):

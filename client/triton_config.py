@@ -1,14 +1,16 @@
 """The scorer's Triton configuration, in two forms from one source.
 
-- ``onnxruntime``: production, in NGC's Triton container. The ONNX file on the GPU
-  (CUDA execution provider, TensorRT with FP16 as an option).
-- ``python``: development and CI, for the ``tritonserver`` inside the ``nvidia-pytriton``
-  wheel, which has only the python backend. ``model.py`` runs the same ONNX file with
-  onnxruntime and checks each request of a merged batch on its own.
+- ``onnxruntime``: production, in NGC's Triton container. The ONNX file on the GPU through
+  TensorRT in FP16: engines cached on disk, CUDA graphs, and one optimisation profile per
+  padded length (the CUDA execution provider runs what TensorRT cannot).
+- ``python``: the ``tritonserver`` inside the ``nvidia-pytriton`` wheel, which has only the
+  python backend. ``model.py`` runs the PyTorch engine on CUDA (bf16, a CUDA graph per
+  (batch, padded length) bucket) where the server has a GPU, else the ONNX file with
+  onnxruntime, and checks each request of a merged batch on its own.
 
-Both share the model name, tensor names and shapes, batching and warm-up: they differ only
-in backend, instance kind and accelerator. ``tersify triton repo`` writes them;
-``model_repository/`` holds the generated files.
+Both share the model name, tensor names and shapes, batching, padded lengths and warm-up:
+they differ in backend, instance kind and engine settings. ``tersify triton repo`` writes
+them; ``model_repository/`` holds the generated files.
 """
 
 from __future__ import annotations
@@ -20,11 +22,16 @@ from pathlib import Path
 from typing import Literal
 
 from tersify.bundle import INPUT_NAME, OUTPUT_NAME, Bundle
+from tersify.errors import BadRequestError
+from tersify.validate import non_negative_int, positive_int
 
 MODEL_NAME = "tersify_scorer"
 FORMS = ("onnxruntime", "python")
 Form = Literal["onnxruntime", "python"]
 BACKEND_FILE = Path(__file__).with_name("triton_backend.py")
+# The PyTorch engine's files (tersify.client.torch_engine), linked in beside the ONNX file.
+TORCH_VARIANT = "torch"
+TORCH_CONFIG = "config.json"
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,22 @@ class Batching:
     padded_lengths: tuple[int, ...] = (64, 128, 256, 512)
     warmup_length: int = 128
 
+    def __post_init__(self) -> None:
+        positive_int("max_batch_size", self.max_batch_size)
+        non_negative_int("max_queue_delay_us", self.max_queue_delay_us)
+        positive_int("warmup_length", self.warmup_length)
+        for name in ("preferred_batch_sizes", "padded_lengths"):
+            values = getattr(self, name)
+            if not values or list(values) != sorted(set(values)):
+                raise BadRequestError(f"{name}={values!r} must be increasing and not empty")
+            for value in values:
+                positive_int(name, value)
+        if self.preferred_batch_sizes[-1] > self.max_batch_size:
+            raise BadRequestError(
+                f"preferred_batch_sizes {self.preferred_batch_sizes} go past "
+                f"max_batch_size={self.max_batch_size}"
+            )
+
 
 @dataclass(frozen=True)
 class ScorerConfig:
@@ -47,7 +70,43 @@ class ScorerConfig:
     name: str = MODEL_NAME
     batching: Batching = field(default_factory=Batching)
     instance_count: int = 1
-    tensorrt_fp16: bool = False
+    tensorrt_fp16: bool = True
+    # The python form's engine: auto (torch on CUDA where exported, else onnxruntime),
+    # torch or onnxruntime; torch's weight precision; CUDA graphs per bucket.
+    engine: str = "auto"
+    engine_dtype: str = "auto"
+    cuda_graphs: bool = True
+    trt_cache_path: str = "/tmp/tersify_trt_cache"  # noqa: S108 - a cache, rebuilt when absent
+
+    def parameters(self) -> dict[str, str]:
+        """The model's ``parameters``: padded lengths, and the engine's for the python form."""
+        b = self.batching
+        lengths = ",".join(map(str, b.padded_lengths))
+        values = {"padded_lengths": lengths}
+        if self.form == "python":
+            sizes = sorted({1, 2, *b.preferred_batch_sizes, b.max_batch_size})
+            values |= {
+                "engine": self.engine,
+                "engine_dtype": self.engine_dtype,
+                "engine_cuda_graphs": "true" if self.cuda_graphs else "false",
+                "engine_batch_sizes": ",".join(map(str, sizes)),
+                "engine_lengths": lengths,
+            }
+        return values
+
+    def tensorrt_profiles(self) -> dict[str, str]:
+        """One TensorRT optimisation profile per padded length: batch 1 to the largest."""
+        b = self.batching
+        opt = max(b.preferred_batch_sizes)
+
+        def shapes(batch: int) -> str:
+            return ",".join(f"{INPUT_NAME}:{batch}x{n}" for n in b.padded_lengths)
+
+        return {
+            "trt_profile_min_shapes": shapes(1),
+            "trt_profile_opt_shapes": shapes(opt),
+            "trt_profile_max_shapes": shapes(b.max_batch_size),
+        }
 
     def render(self) -> str:
         """The ``config.pbtxt`` text."""
@@ -71,9 +130,10 @@ class ScorerConfig:
             f"{'KIND_GPU' if self.form == 'onnxruntime' else 'KIND_CPU'} }}",
             "]",
             "parameters [",
-            '  { key: "padded_lengths" value: { string_value: "'
-            + ",".join(map(str, b.padded_lengths))
-            + '" } }',
+            ",\n".join(
+                f'  {{ key: "{k}" value: {{ string_value: "{v}" }} }}'
+                for k, v in self.parameters().items()
+            ),
             "]",
             "model_warmup [",
             "  {",
@@ -87,12 +147,22 @@ class ScorerConfig:
             "]",
         ]
         if self.form == "onnxruntime" and self.tensorrt_fp16:
+            trt = {
+                "precision_mode": "FP16",
+                "max_workspace_size_bytes": "4294967296",
+                "trt_engine_cache_enable": "1",
+                "trt_engine_cache_path": self.trt_cache_path,
+                "trt_timing_cache_enable": "1",
+                "trt_timing_cache_path": self.trt_cache_path,
+                "trt_cuda_graph_enable": "1",
+                "trt_layer_norm_fp32_fallback": "1",
+                **self.tensorrt_profiles(),
+            }
             lines += [
                 "optimization { execution_accelerators { gpu_execution_accelerator [",
                 '  { name: "tensorrt"',
-                '    parameters { key: "precision_mode" value: "FP16" }',
-                '    parameters { key: "max_workspace_size_bytes" value: "2147483648" }',
-                '    parameters { key: "trt_engine_cache_enable" value: "1" } }',
+                *(f'    parameters {{ key: "{k}" value: "{v}" }}' for k, v in trt.items()),
+                "  }",
                 "] } }",
             ]
         return "\n".join(lines) + "\n"
@@ -118,8 +188,13 @@ def write_model(
         written.append(version_dir / "model.py")
         written[-1].write_text(BACKEND_FILE.read_text(encoding="utf-8"), encoding="utf-8")
     if bundle is not None:
-        model = bundle.model_path("fp32")
-        sources = (model, model.with_name(model.name + ".data"), bundle.folder / "manifest.json")
+        sources = [bundle.folder / "manifest.json"]
+        for variant in ("fp32", TORCH_VARIANT):
+            if variant in bundle.manifest.model_files:
+                model = bundle.model_path(variant)
+                sources += [model, model.with_name(model.name + ".data")]
+        if TORCH_VARIANT in bundle.manifest.model_files:
+            sources.append(bundle.folder / TORCH_CONFIG)
         for source in (s for s in sources if s.exists()):
             target = version_dir / source.name
             target.unlink(missing_ok=True)
@@ -137,7 +212,7 @@ def write_model(
 def write_repository(
     out: Path,
     *,
-    tensorrt_fp16: bool = False,
+    tensorrt_fp16: bool = True,
     batching: Batching | None = None,
     bundle: Bundle | None = None,
 ) -> list[Path]:

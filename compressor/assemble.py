@@ -3,9 +3,12 @@
 Units come in the order they should be kept (``tersify.tokens.selection_order``: forced
 units, then by surprisal: what the scorer predicts badly carries information); the
 first ``k`` are kept. The prompt's size in target tokens is not a sum of unit sizes (BPE
-merges across unit boundaries), so ``k`` is found by bisection on the real count of the
-assembled prompt: the largest ``k`` whose prompt fits. Adding one unit changes the count
-by a few tokens at most, so the prompt that fits is also within a few tokens of the budget.
+merges across unit boundaries), so ``k`` is found on the real count of the assembled
+prompt: a ``k`` whose prompt fits while ``k + 1``'s does not. Adding one unit changes the
+count by a few tokens at most, so the prompt that fits is also within a few tokens of the
+budget. The search interpolates first, then brackets and bisects near its guess: the
+prompts it counts share most of their text, and ``count_tokens`` counts a shared piece
+once.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ def _kept_text(text: str, units: Units, mask: BoolArray) -> str:
     firsts = np.concatenate([[kept[0]], kept[breaks + 1]])
     lasts = np.concatenate([kept[breaks], [kept[-1]]])
     starts, ends = units.starts[firsts].tolist(), units.ends[lasts].tolist()
-    return "".join(text[a:b] for a, b in zip(starts, ends, strict=True))
+    return "".join(map(text.__getitem__, map(slice, starts, ends)))
 
 
 def fit_budget(
@@ -80,27 +83,54 @@ def fit_budget(
 ) -> tuple[str, int, BoolArray]:
     """The prompt keeping the most top-ranked units that fits ``budget``, its count, its units.
 
-    When even keeping no unit is over budget (instruction and question alone exceed it),
-    that prompt is returned: they are kept verbatim whatever the budget. ``order`` may
-    leave units out (``n_units`` is then the total): those are never kept.
+    The answer keeps ``k`` units such that its count fits and keeping ``k + 1`` does not
+    (or every unit fits). When even keeping no unit is over budget (instruction and
+    question alone exceed it), that prompt is returned: they are kept verbatim whatever the
+    budget. ``order`` may leave units out (``n_units`` is then the total): those are never
+    kept. Every count is exact; ``k`` is found by interpolating between exact counts, then
+    bracketing and bisecting around that guess, so that only the first counts see a prompt
+    far from the previous one (``count_tokens`` remembers the pieces the others share).
     """
     total = len(order) if n_units is None else n_units
+    n = len(order)
 
-    def prompt_for(k: int) -> tuple[str, int, BoolArray]:
+    def prompt_for(k: int) -> tuple[int, tuple[str, int, BoolArray]]:
         keep = np.zeros(total, dtype=np.bool_)
         keep[order[:k]] = True
         text = build(keep)
-        return text, count(text), keep
+        return k, (text, count(text), keep)
 
-    best = prompt_for(0)
-    if best[1] > budget:
-        return best
-    low, high = 0, len(order) + 1  # prompt_for(low) fits; prompt_for(high) does not
-    while high - low > 1:
-        middle = (low + high) // 2
-        candidate = prompt_for(middle)
-        if candidate[1] <= budget:
-            low, best = middle, candidate
-        else:
-            high = middle
-    return best
+    low = prompt_for(0)
+    if low[1][1] > budget or n == 0:
+        return low[1]
+    high = prompt_for(n)
+    if high[1][1] <= budget:
+        return high[1]
+    # The count grows about linearly with k: one interpolation lands near the answer.
+    guess = prompt_for(_interpolated(low, high, budget))
+    low, high = (guess, high) if guess[1][1] <= budget else (low, guess)
+    # Bracket the answer close to the guess, widening the step until the budget is crossed.
+    step = max(2, (high[0] - low[0]) // 64)
+    while high[0] - low[0] > 2 * step:
+        fits = guess[1][1] <= budget
+        probe = prompt_for(guess[0] + step if fits else guess[0] - step)
+        if (probe[1][1] <= budget) == fits:
+            low, high = (probe, high) if fits else (low, probe)
+            guess, step = probe, step * 2
+            continue
+        low, high = (guess, probe) if fits else (probe, guess)
+        break
+    while high[0] - low[0] > 1:
+        middle = prompt_for((low[0] + high[0]) // 2)
+        low, high = (middle, high) if middle[1][1] <= budget else (low, middle)
+    return low[1]
+
+
+def _interpolated(
+    low: tuple[int, tuple[str, int, BoolArray]],
+    high: tuple[int, tuple[str, int, BoolArray]],
+    budget: int,
+) -> int:
+    (k0, (_, c0, _)), (k1, (_, c1, _)) = low, high
+    k = k0 + int((budget + 0.5 - c0) * (k1 - k0) / max(1, c1 - c0))
+    return min(max(k, k0 + 1), k1 - 1) if k1 - k0 > 1 else k0

@@ -80,24 +80,48 @@ class Units:
         return len(self.starts)
 
 
-def group_units(offsets: IntArray, text_length: int) -> Units:
+def group_units(offsets: IntArray, text: str | int) -> Units:
     """Group tokens into units: a token that shares a character with the one before joins it.
+
+    With the ``text`` itself (not only its length), units also never split a grapheme
+    cluster (an emoji sequence, a flag, a letter and its marks) nor a bidi embedding,
+    override or isolate from its terminator (``tersify.graphemes``).
 
     >>> u = group_units(np.array([[0, 1], [0, 1], [1, 3]]), 3)
     >>> u.starts.tolist(), u.ends.tolist(), u.token_unit.tolist()
     ([0, 1], [1, 3], [0, 0, 1])
+    >>> flag = np.array([[0, 1], [1, 2]])  # two regional indicators, one token each
+    >>> len(group_units(flag, "🇯🇵")), len(group_units(flag, 2))
+    (1, 2)
     """
-    token_unit = np.zeros(len(offsets), dtype=np.int64)
-    starts: list[int] = []
-    covered = 0  # first character not yet covered by the current unit
-    for i, (start, end) in enumerate(offsets.tolist()):
-        begins_new = not starts or (end > start and start >= covered and start > starts[-1])
-        if begins_new:
-            starts.append(0 if not starts else start)
-        covered = max(covered, end)
-        token_unit[i] = len(starts) - 1
-    if not starts and text_length:
-        starts.append(0)
-    begin = np.asarray(starts, dtype=np.int64)
+    text_length = text if isinstance(text, int) else len(text)
+    offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    if len(offsets) == 0:
+        begin = np.zeros(1 if text_length else 0, dtype=np.int64)
+        return _units(begin, text_length, np.zeros(0, dtype=np.int64))
+    start, end = offsets[:, 0], offsets[:, 1]
+    # A token begins a unit when it covers a character and starts at or after every
+    # character the tokens before it cover (and after 0); the first always does (its unit
+    # starts at 0).
+    covered = np.empty_like(end)
+    covered[0] = np.iinfo(np.int64).min
+    np.maximum.accumulate(end[:-1], out=covered[1:])
+    begins = (end > start) & (start >= covered) & (start > 0)
+    begins[0] = True
+    token_unit = np.cumsum(begins) - 1
+    begin = start[begins]
+    begin[0] = 0
+    if not isinstance(text, int) and len(begin) > 1:
+        from tersify.graphemes import bidi_spans, cluster_spans, inside
+
+        keep = ~inside(begin, cluster_spans(text) + bidi_spans(text))
+        if not keep.all():
+            keep[0] = True
+            token_unit = (np.cumsum(keep) - 1)[token_unit]
+            begin = begin[keep]
+    return _units(begin, text_length, token_unit)
+
+
+def _units(begin: IntArray, text_length: int, token_unit: IntArray) -> Units:
     end = np.append(begin[1:], np.int64(text_length)).astype(np.int64)
-    return Units(starts=begin, ends=end, token_unit=token_unit)
+    return Units(starts=begin.astype(np.int64), ends=end, token_unit=token_unit.astype(np.int64))

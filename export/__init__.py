@@ -110,6 +110,14 @@ def _build(
         )
     verification: dict[str, Any] = {"fp32_max_abs_diff": fp32_diff, "samples": len(windows)}
     model_files = {"fp32": fp32.name}
+    with _step(say, "writing the PyTorch engine (config and fp32 weights) and checking it"):
+        from tersify.export import torch_engine
+
+        model_files[torch_engine.VARIANT] = torch_engine.write_engine(lm, folder)
+        torch_diff = torch_engine.check_engine(folder, windows, graph.onnx_logprobs(fp32, windows))
+    if not torch_diff <= tolerance:
+        raise ExportError(f"the PyTorch engine disagrees with ONNX by {torch_diff:.2e}")
+    verification["torch_max_abs_diff"] = torch_diff
     if int8:
         int8_path = folder / "model.int8.onnx"
         with _step(say, "quantizing to int8 (dynamic, MatMul weights)"):

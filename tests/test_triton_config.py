@@ -38,10 +38,14 @@ def test_both_forms_parse_and_agree() -> None:
         "input",
         "output",
         "dynamic_batching",
-        "parameters",
         "model_warmup",
     ):
         assert getattr(onnx, field) == getattr(python, field), field
+    assert (
+        onnx.parameters["padded_lengths"].string_value
+        == python.parameters["padded_lengths"].string_value
+        == "64,128,256,512"
+    )
     assert onnx.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
     assert python.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_CPU
     assert (
@@ -55,14 +59,40 @@ def test_both_forms_parse_and_agree() -> None:
     assert onnx.dynamic_batching.max_queue_delay_microseconds > 0
 
 
-def test_tensorrt_fp16_option_parses() -> None:
-    config = text_format.Parse(
-        ScorerConfig(form="onnxruntime", tensorrt_fp16=True).render(),
+def test_onnxruntime_form_runs_tensorrt_fp16_with_cache_graphs_and_a_profile_per_bucket() -> None:
+    config = _parse(REPO / "onnxruntime" / "tersify_scorer" / "config.pbtxt")
+    (accelerator,) = config.optimization.execution_accelerators.gpu_execution_accelerator
+    assert accelerator.name == "tensorrt"
+    trt = accelerator.parameters
+    assert trt["precision_mode"] == "FP16"
+    assert trt["trt_engine_cache_enable"] == "1" and trt["trt_engine_cache_path"]
+    assert trt["trt_cuda_graph_enable"] == "1"
+    lengths = config.parameters["padded_lengths"].string_value.split(",")
+    batch = config.max_batch_size
+    for key, rows in (("min", 1), ("opt", max(config.dynamic_batching.preferred_batch_size)),
+                      ("max", batch)):
+        profiles = trt[f"trt_profile_{key}_shapes"].split(",")
+        assert profiles == [f"input_ids:{rows}x{n}" for n in lengths], key
+    plain = text_format.Parse(
+        ScorerConfig(form="onnxruntime", tensorrt_fp16=False).render(),
         model_config_pb2.ModelConfig(),
     )
-    accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator[0]
-    assert accelerator.name == "tensorrt"
-    assert accelerator.parameters["precision_mode"] == "FP16"
+    assert not plain.HasField("optimization")
+
+
+def test_python_form_carries_the_cuda_engine_settings() -> None:
+    from tersify.client.torch_engine import EngineOptions
+
+    config = _parse(REPO / "python" / "tersify_scorer" / "config.pbtxt")
+    parameters = {k: v.string_value for k, v in config.parameters.items()}
+    assert parameters["engine"] == "auto"
+    options = EngineOptions.from_parameters(parameters)
+    assert options.cuda_graphs and options.dtype == "auto"
+    # a graph for every batch the batcher may form at a preferred size, and every length
+    assert set(config.dynamic_batching.preferred_batch_size) <= set(options.batch_sizes)
+    assert max(options.batch_sizes) == config.max_batch_size
+    assert options.lengths == tuple(int(n) for n in parameters["padded_lengths"].split(","))
+    assert not config.HasField("optimization")
 
 
 def test_forms_are_the_two_backends() -> None:

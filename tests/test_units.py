@@ -134,3 +134,111 @@ PIECES = st.sampled_from(["a", " ", "压", *CLUSTERS, "\u0301", "\u200d", "\U000
 def test_units_keep_grapheme_clusters_whole(text: str) -> None:
     _, units = _units(FakeScorer(), text)
     check_graphemes(text, units)
+
+
+# -- group_units itself: the vectorised grouping, clusters and bidi spans -------------------
+
+
+def _loop_reference(offsets: np.ndarray, text_length: int) -> tuple[list[int], list[int]]:
+    """The obviously correct grouping, one token at a time."""
+    starts: list[int] = []
+    token_unit, covered = [], 0
+    for start, end in offsets.tolist():
+        if not starts or (end > start and start >= covered and start > starts[-1]):
+            starts.append(0 if not starts else start)
+        covered = max(covered, end)
+        token_unit.append(len(starts) - 1)
+    if not starts and text_length:
+        starts.append(0)
+    return starts, token_unit
+
+
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 6)), max_size=40))
+def test_vectorised_grouping_matches_the_loop(pairs: list[tuple[int, int]]) -> None:
+    # offsets as tokenizers give them: starts never decrease, a token may be empty
+    starts = np.sort(np.array([p[0] for p in pairs], dtype=np.int64))
+    offsets = np.stack([starts, starts + [p[1] for p in pairs]], axis=1) if pairs else (
+        np.zeros((0, 2), dtype=np.int64)
+    )
+    length = int(offsets.max()) + 1 if pairs else 3
+    units = group_units(offsets, length)
+    want_starts, want_units = _loop_reference(offsets, length)
+    assert units.starts.tolist() == want_starts
+    assert units.token_unit.tolist() == want_units
+
+
+def test_safe_characters_never_join_a_neighbour() -> None:
+    """Between two characters of SAFE_RANGES there is always a cluster boundary."""
+    import re
+
+    import regex
+
+    from tersify.graphemes import SAFE_RANGES
+
+    safe = re.compile(f"[{SAFE_RANGES}]")
+    chars = [chr(c) for c in range(0x110000) if 0xD800 > c or c > 0xDFFF]
+    chars = [c for c in chars if safe.fullmatch(c)]
+    assert len(chars) > 25_000
+    for left in ("a", "压", "\u00a9"):
+        joined = "".join(left + c for c in chars)
+        assert len(regex.findall(r"\X", joined)) == 2 * len(chars)
+
+
+SEGMENT_PIECES = st.sampled_from(
+    ["a", "压", " ", "\n", "\r", "©", "\u0301", "\u200d", "\u0600", "\u0915", "\u094d",
+     "\U0001f1ef", "\U0001f1f5", "\U0001f469", "\U0001f3fd", "\u1100", "\u1161", "\u11a8",
+     "\uac00", "\u0e33", "\uff9e", "ｶ", "\u302a", "\u3099", "か", "\u202e", "\u2069"]
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(SEGMENT_PIECES, max_size=40).map("".join))
+def test_cluster_spans_equal_whole_text_segmentation(text: str) -> None:
+    import regex
+
+    from tersify.graphemes import cluster_spans
+
+    whole = [(m.start(), m.end()) for m in regex.finditer(r"\X", text) if len(m.group()) > 1]
+    assert cluster_spans(text) == whole
+
+
+BIDI_TEXTS = [
+    "pay \u202eevil.exe\u202c now",  # an override closed by PDF
+    "a \u2067\u05e9\u05dc\u05d5\u05dd world\u2069 b",  # an isolate closed by PDI
+    "x \u202b\u2066 nested \u202c inner\u2069 still open\u202c y",  # nesting
+    "open \u202e never closed\nnext paragraph \u202d again",  # closed by paragraph ends
+]
+
+
+@pytest.mark.parametrize("text", BIDI_TEXTS)
+def test_bidi_controls_stay_with_their_terminator(text: str) -> None:
+    from tersify.graphemes import bidi_spans, inside
+
+    offsets = FakeScorer().tokenize(text).offsets
+    units = group_units(offsets, text)
+    check_tiling(text, offsets, units)
+    spans = bidi_spans(text)
+    assert spans and not inside(units.starts, spans).any()
+    # A unit holding an opener holds its terminator too, or runs to its paragraph's end:
+    # whatever units are kept, no opener is kept without what closes it.
+    for a, b in zip(units.starts.tolist(), units.ends.tolist()):
+        piece = text[a:b]
+        for _, end in bidi_spans(piece):
+            closed = piece[end - 1] in "\u202c\u2069"
+            at_paragraph_end = piece[end : end + 1] in ("\n", "\r") or (
+                end == len(piece) and (b == len(text) or text[b] in "\n\r")
+            )
+            assert closed or at_paragraph_end, (piece, end)
+
+
+def test_a_lone_override_is_not_kept_without_its_terminator() -> None:
+    text = "The file is \u202eexe.txt\u202c, do not open it."
+    offsets = FakeScorer().tokenize(text).offsets
+    units = group_units(offsets, text)
+    pieces = [text[a:b] for a, b in zip(units.starts.tolist(), units.ends.tolist())]
+    holding = [p for p in pieces if "\u202e" in p]
+    assert len(holding) == 1 and "\u202c" in holding[0]
+    # Without the text (a length only) the same tokens would split them: the test can fail.
+    by_length = group_units(offsets, len(text))
+    split = [text[a:b] for a, b in zip(by_length.starts.tolist(), by_length.ends.tolist())]
+    assert not any("\u202e" in p and "\u202c" in p for p in split)

@@ -1,0 +1,228 @@
+"""The scorer in PyTorch: the CUDA engine behind the python-backend Triton form.
+
+``tersify export`` writes what it loads beside the ONNX file: the model's configuration
+(``config.json``) and its weights in fp32 (``model.safetensors``), hashed in the manifest
+as the ``torch`` variant. On CUDA the weights run in bf16 (or fp16), the log-softmax is
+accumulated in fp32 a chunk of rows at a time, and the log-prob of each next token is
+gathered on the GPU, so only ``[batch, seq]`` floats ever leave it. A CUDA graph is
+captured per (batch, length) bucket when the engine loads; a batch is padded up to the
+smallest bucket that holds it and replayed. On a CPU the same code runs in fp32 and agrees
+with the ONNX graph (``tersify export`` checks it).
+
+Needs torch and transformers (the ``export`` extra, or the GPU machine's own)::
+
+    >>> from tersify.client.torch_engine import TorchEngine
+    >>> engine = TorchEngine.load("~/.cache/tersify/scorers/gemma-3-270m")  # doctest: +SKIP
+    >>> engine.score(np.array([[2, 651, 6037]]))  # doctest: +SKIP
+    array([[ 0.  , -9.1 , -7.3 ]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from tersify.errors import ScorerUnavailableError
+from tersify.scoring import FloatArray, IntArray
+
+VARIANT = "torch"
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+ENGINE_FILES = (CONFIG_FILE, WEIGHTS_FILE)
+DType = Literal["auto", "float32", "bfloat16", "float16"]
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the engine runs: device, weight precision, CUDA-graph buckets.
+
+    ``dtype="auto"`` is bf16 on CUDA and fp32 on a CPU. Graphs are captured for every
+    (batch size, length) pair; ``rows_per_chunk`` bounds the fp32 logits held at once.
+    """
+
+    device: str = "auto"
+    dtype: DType = "auto"
+    batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16)
+    lengths: tuple[int, ...] = (64, 128, 256, 512)
+    cuda_graphs: bool = True
+    rows_per_chunk: int = 0  # 0: 2048 rows on CUDA, 256 on a CPU (fp32 logits per chunk)
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ScorerUnavailableError(
+                f"dtype={self.dtype!r}: use auto, float32, bfloat16 or float16"
+            )
+        for name, values in (("batch_sizes", self.batch_sizes), ("lengths", self.lengths)):
+            if not values or any(int(v) < 1 for v in values):
+                raise ScorerUnavailableError(f"{name}={values} must be positive integers")
+        if self.rows_per_chunk < 0:
+            raise ScorerUnavailableError(f"rows_per_chunk={self.rows_per_chunk} must be >= 0")
+
+    @classmethod
+    def from_parameters(cls, parameters: dict[str, str]) -> EngineOptions:
+        """Options from Triton model parameters (``engine_dtype``, ``engine_cuda_graphs``...)."""
+
+        def ints(key: str, default: tuple[int, ...]) -> tuple[int, ...]:
+            raw = parameters.get(key)
+            return tuple(int(x) for x in raw.split(",") if x.strip()) if raw else default
+
+        base = cls()
+        return cls(
+            device=parameters.get("engine_device", base.device),
+            dtype=parameters.get("engine_dtype", base.dtype),  # type: ignore[arg-type]
+            batch_sizes=ints("engine_batch_sizes", base.batch_sizes),
+            lengths=ints("engine_lengths", base.lengths),
+            cuda_graphs=parameters.get("engine_cuda_graphs", "true").lower()
+            in ("1", "true", "yes"),
+            rows_per_chunk=int(parameters.get("engine_rows_per_chunk", base.rows_per_chunk)),
+        )
+
+
+def has_engine(folder: str | Path) -> bool:
+    """Whether ``folder`` holds the files this engine loads."""
+    return all((Path(folder).expanduser() / name).is_file() for name in ENGINE_FILES)
+
+
+class TorchEngine:
+    """Token windows in, per-token log-probs out, on CUDA (or a CPU) with PyTorch."""
+
+    def __init__(self, model: Any, options: EngineOptions | None = None) -> None:
+        import torch
+
+        self._torch = torch
+        self.options = options or EngineOptions()
+        device = self.options.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        dtype = self.options.dtype
+        if dtype == "auto":
+            dtype = "bfloat16" if self.device.type == "cuda" else "float32"
+        self.dtype = getattr(torch, dtype)
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self._decoder = model.get_decoder()
+        self._head = model.get_output_embeddings()
+        self._softcap = getattr(model.config, "final_logit_softcapping", None)
+        self._graphs: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
+        self.capture_seconds = 0.0
+        self.capture_error: str | None = None
+
+    @classmethod
+    def load(cls, folder: str | Path, options: EngineOptions | None = None) -> TorchEngine:
+        """Load the engine files that ``tersify export`` wrote in ``folder``."""
+        path = Path(folder).expanduser()
+        if not has_engine(path):
+            raise ScorerUnavailableError(
+                f"no PyTorch engine in {path} (needs {', '.join(ENGINE_FILES)}); "
+                "export the scorer again with `tersify export`"
+            )
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM
+        except ImportError as exc:
+            raise ScorerUnavailableError(
+                "the PyTorch engine needs torch and transformers: pip install 'tersify[export]'"
+            ) from exc
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path), dtype=torch.float32, attn_implementation="sdpa"
+        )
+        return cls(model, options)
+
+    @property
+    def graph_buckets(self) -> list[tuple[int, int]]:
+        """The (batch, length) buckets with a captured CUDA graph."""
+        return sorted(self._graphs)
+
+    def compute(self, ids: Any) -> Any:
+        """Log-probs of ``ids`` (a ``[batch, seq]`` int64 tensor on the engine's device)."""
+        torch = self._torch
+        with torch.inference_mode():
+            batch, length = ids.shape
+            hidden = self._decoder(
+                input_ids=ids, attention_mask=self._mask(batch, length), use_cache=False
+            ).last_hidden_state
+            out = torch.zeros((batch, length), dtype=torch.float32, device=ids.device)
+            if length < 2:
+                return out
+            rows = hidden[:, :-1].reshape(-1, hidden.shape[-1])
+            targets = ids[:, 1:].reshape(-1, 1)
+            picked = torch.empty(rows.shape[0], dtype=torch.float32, device=ids.device)
+            step = self.options.rows_per_chunk or (2048 if self.device.type == "cuda" else 256)
+            for start in range(0, rows.shape[0], step):
+                logits = self._head(rows[start : start + step]).float()
+                if self._softcap:
+                    logits = torch.tanh(logits / self._softcap) * self._softcap
+                gathered = logits.gather(1, targets[start : start + step]).squeeze(1)
+                picked[start : start + step] = gathered - torch.logsumexp(logits, dim=-1)
+            out[:, 1:] = picked.view(batch, length - 1)
+            return out
+
+    def _mask(self, batch: int, length: int) -> Any:
+        # A ready 4D causal mask keeps transformers from inspecting the inputs (its
+        # packed-sequence and all-ones checks read GPU values, which a CUDA graph forbids).
+        # It equals the sliding-window mask while the window covers the whole input.
+        window = getattr(self.model.config, "sliding_window", None)
+        if window is not None and length > int(window):
+            return None
+        causal = self._torch.ones((length, length), dtype=self._torch.bool, device=self.device)
+        return causal.tril()[None, None].expand(batch, 1, length, length)
+
+    def capture(self) -> int:
+        """Capture one CUDA graph per (batch, length) bucket; return how many were captured.
+
+        A bucket that cannot be captured runs eagerly; ``capture_error`` says why.
+        """
+        torch = self._torch
+        if self.device.type != "cuda" or not self.options.cuda_graphs:
+            return 0
+        started = time.perf_counter()
+        pool = torch.cuda.graph_pool_handle()
+        # Largest first: the shared pool is sized by the first capture.
+        for length in sorted(self.options.lengths, reverse=True):
+            for batch in sorted(self.options.batch_sizes, reverse=True):
+                static_in = torch.ones((batch, length), dtype=torch.int64, device=self.device)
+                try:
+                    stream = torch.cuda.Stream()
+                    stream.wait_stream(torch.cuda.current_stream())
+                    with torch.cuda.stream(stream):
+                        for _ in range(2):
+                            self.compute(static_in)
+                    torch.cuda.current_stream().wait_stream(stream)
+                    graph = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(graph, pool=pool):
+                        static_out = self.compute(static_in)
+                except Exception as exc:
+                    self.capture_error = f"{type(exc).__name__}: {exc}"
+                    torch.cuda.synchronize()
+                    continue
+                self._graphs[(batch, length)] = (graph, static_in, static_out)
+        torch.cuda.synchronize()
+        self.capture_seconds = time.perf_counter() - started
+        return len(self._graphs)
+
+    def run(self, ids: Any) -> Any:
+        """Log-probs of ``ids`` on the device: a captured graph where a bucket holds it."""
+        batch, length = ids.shape
+        bucket = self._bucket(batch, length)
+        if bucket is None:
+            return self.compute(ids.to(self.device, non_blocking=True))
+        graph, static_in, static_out = self._graphs[bucket]
+        static_in.zero_()
+        static_in[:batch, :length].copy_(ids, non_blocking=True)
+        graph.replay()
+        return static_out[:batch, :length]
+
+    def score(self, ids: IntArray | Sequence[Sequence[int]]) -> FloatArray:
+        """Log-probs of a ``[batch, seq]`` id array, as numpy fp32 (on the host)."""
+        tensor = self._torch.as_tensor(np.asarray(ids, dtype=np.int64))
+        out = self.run(tensor.to(self.device))
+        return np.asarray(out.float().cpu().numpy(), dtype=np.float32)
+
+    def _bucket(self, batch: int, length: int) -> tuple[int, int] | None:
+        fitting = [(b, n) for (b, n) in self._graphs if b >= batch and n >= length]
+        return min(fitting, key=lambda bn: bn[0] * bn[1]) if fitting else None
