@@ -13,6 +13,7 @@ installs them, beside ``tests/``, ``examples/`` and ``pyproject.toml``. mutmut k
 results there, so a second run only retests what changed.
 
     python tests/mutate.py [--max-children N] [--fail-under 85] [--planted-only]
+                           [--revision HEAD]
 """
 
 # ruff: noqa: T201 - a command that prints its report
@@ -107,23 +108,38 @@ def plant(source: str, what: str, ways: list[list[tuple[str, str]]]) -> str:
 
 
 def config() -> dict:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mutmut"]
+    """``[tool.mutmut]`` of the staged tree's pyproject.toml."""
+    return tomllib.loads((STAGE / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mutmut"]
 
 
-def stage(where: Path) -> None:
-    """Copy the tree into ``where`` in the installed layout (mtimes kept, for mutmut)."""
+def checkout(revision: str | None) -> Path:
+    """The tree to test: the working tree, or ``revision``'s files (``git archive``)."""
+    if revision is None:
+        return ROOT
+    tree = STAGE.parent / "mutate-source"
+    shutil.rmtree(tree, ignore_errors=True)
+    tree.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", revision], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def stage(where: Path, tree: Path) -> None:
+    """Copy ``tree`` into ``where`` in the installed layout (mtimes kept, for mutmut)."""
     if (where / "tersify").exists():
         shutil.rmtree(where / "tersify")
     for source, target in PACKAGES.items():
-        if (ROOT / source).is_dir():
-            shutil.copytree(ROOT / source, where / target, ignore=IGNORE, dirs_exist_ok=True)
+        if (tree / source).is_dir():
+            shutil.copytree(tree / source, where / target, ignore=IGNORE, dirs_exist_ok=True)
     for name in ALSO:
-        if (ROOT / name).is_dir():
+        if (tree / name).is_dir():
             if (where / name).exists():
                 shutil.rmtree(where / name)
-            shutil.copytree(ROOT / name, where / name, ignore=IGNORE)
+            shutil.copytree(tree / name, where / name, ignore=IGNORE)
         else:
-            shutil.copy2(ROOT / name, where / name)
+            shutil.copy2(tree / name, where / name)
 
 
 def pytest_env(where: Path) -> dict[str, str]:
@@ -229,10 +245,13 @@ def main() -> int:
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--fail-under", type=float, default=85.0)
     parser.add_argument("--planted-only", action="store_true")
+    parser.add_argument(
+        "--revision", help="test a commit's files (git archive) instead of the working tree"
+    )
     options = parser.parse_args()
 
     STAGE.mkdir(parents=True, exist_ok=True)
-    stage(STAGE)
+    stage(STAGE, checkout(options.revision))
     settings = config()
     tests = settings["pytest_add_cli_args_test_selection"]
     broken = failing_tests(STAGE, tests, settings.get("pytest_add_cli_args", []))

@@ -53,15 +53,16 @@ def test_grpc_gives_the_same_prompt_as_embedded(
     remote = Compressor(_scorer(triton, tiny_scorer_dir))
     args = (seed_request["context"],)
     kwargs = {"question": seed_request["question"], "ratio": seed_request["ratio"]}
-    assert (
-        remote.compress(*args, **kwargs).compressed_prompt
-        == embedded.compress(*args, **kwargs).compressed_prompt
-    )
+    via_triton = remote.compress(*args, **kwargs)
+    check_properties(via_triton, seed_request["context"], seed_request["question"])
+    assert via_triton.compressed_prompt == embedded.compress(*args, **kwargs).compressed_prompt
 
 
 def test_grpc_url_with_scorer_query(triton: server.ServerState, tiny_scorer_dir: Path) -> None:
     compressor = Compressor(f"{triton.grpc_url}?scorer={tiny_scorer_dir}")
-    result = compressor.compress([sample_text("english", 3000, 1)], rate=0.3)
+    text = sample_text("english", 3000, 1)
+    result = compressor.compress([text], rate=0.3)
+    check_properties(result, [text], "")
     assert abs(result.rate - 0.3) <= 0.02
 
 
