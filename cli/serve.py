@@ -66,6 +66,9 @@ def serve(args: argparse.Namespace) -> int:
         )
     gateway = gateway_from(args)  # before the scorer loads: a bad flag fails at once
     compressor = Compressor(args.scorer, encoding=args.encoding, limits=limits)
+    # Compressions hold the GIL in Python loops; a short switch interval lets the event
+    # loop (health checks, 429s, the next body) have it back sooner.
+    sys.setswitchinterval(0.001)
     app = create_app(
         compressor, price_per_1k=args.price_per_1k, config=config, gateway=gateway
     )

@@ -58,10 +58,12 @@ T = TypeVar("T")
 access_log = logging.getLogger("tersify.access")
 error_log = logging.getLogger("tersify.service")
 
-# Measured with the embedded Gemma 3 270M scorer (README, "Serving"): the process holds
-# the model once, and each compression in flight adds its windows' activations.
-MEMORY_PER_INFLIGHT_BYTES = 800 * 1024 * 1024
-MEMORY_BASE_BYTES = 4 * 1024 * 1024 * 1024
+# Measured with the embedded Gemma 3 270M scorer (perf/memory_inflight.py, README
+# "Serving"): the process holds the model once (1.3 GiB resident), and each compression
+# in flight adds one batch's activations, the 262k-vocabulary logits of a 512-token window
+# and their log-softmax: up to 2.5 GiB, whatever the request's length past one window.
+MEMORY_PER_INFLIGHT_BYTES = 2560 * 1024 * 1024
+MEMORY_BASE_BYTES = 1536 * 1024 * 1024
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_READ_TIMEOUT_S = 10.0
 TIMEOUT_HEADER = "x-tersify-timeout"
@@ -72,7 +74,10 @@ _PROBES = frozenset({"/readyz", "/metrics"})
 
 
 def default_max_inflight() -> int:
-    """One compression per core, fewer where half the memory would not hold them."""
+    """One compression per core, fewer where half the memory would not hold them.
+
+    On 2 cores and 24 GiB: 2 (memory alone would allow 4).
+    """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -180,7 +185,11 @@ class Guard:
         if length is not None:
             if not length.isdigit():
                 raise HTTPError(f"Content-Length {length!r} is not a byte count")
-            self._check_body(int(length))
+            try:
+                self._check_body(int(length))
+            except LimitExceededError:
+                await _drain(request, self.config.limits.max_body_bytes)
+                raise
         deadline = self.deadline(request)
         async with self.admission.ticket(deadline.seconds):
             yield Admitted(self, request, deadline)
@@ -224,7 +233,12 @@ class Admitted:
             except ClientDisconnect:
                 raise CancelledError("the client went away while sending its body") from None
             size += len(chunk)
-            self.guard._check_body(size)
+            try:
+                self.guard._check_body(size)
+            except LimitExceededError:
+                chunks.clear()
+                await _drain(self.request, self.guard.config.limits.max_body_bytes)
+                raise
             chunks.append(chunk)
 
     async def run(self, work: Callable[[Deadline], T]) -> T:
@@ -260,6 +274,22 @@ class Admitted:
             watcher.cancel()
             if not task.done():
                 task.cancel()
+
+
+async def _drain(request: Request, budget: int, wait_s: float = 0.5) -> None:
+    """Read and drop what the client is already sending, up to ``2 * budget`` bytes.
+
+    A client that sends a refused body whole before it reads the answer (most do) would
+    otherwise see the connection reset and never read the 413. Nothing is kept; a client
+    that stalls for ``wait_s`` is answered at once.
+    """
+    dropped = 0
+    stream = request.stream().__aiter__()
+    with contextlib.suppress(
+        StopAsyncIteration, asyncio.TimeoutError, ClientDisconnect, RuntimeError
+    ):
+        while dropped <= 2 * budget:
+            dropped += len(await asyncio.wait_for(stream.__anext__(), timeout=wait_s))
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
