@@ -22,7 +22,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -56,7 +56,10 @@ def free_port() -> int:
 
 @dataclass
 class LocalLLM:
-    """llama-cpp-python's server as a subprocess on a free 127.0.0.1 port, stopped by pid."""
+    """llama-cpp-python's server as a subprocess on a free 127.0.0.1 port, stopped by pid.
+
+    With ``api_key`` the server refuses requests without that bearer key.
+    """
 
     model_path: Path | None = None
     n_ctx: int = 8192
@@ -64,6 +67,7 @@ class LocalLLM:
     startup_timeout: float = 120.0
     model: str = MODEL_ALIAS
     port: int = 0
+    api_key: str | None = field(default=None, repr=False)
     _process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
@@ -85,9 +89,13 @@ class LocalLLM:
         ]  # fmt: skip
         if self.n_threads:
             command += ["--n_threads", str(self.n_threads)]
+        env = dict(os.environ)
+        if self.api_key:
+            # The server reads its settings from the environment too: the key stays off argv.
+            env["API_KEY"] = self.api_key
         self._log = tempfile.TemporaryFile()
         self._process = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
-            command, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            command, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, env=env
         )
         self._wait_ready()
         return self
@@ -99,8 +107,11 @@ class LocalLLM:
                 tail = self.log_tail()
                 self.stop()
                 raise UpstreamError(f"the local LLM server exited at start: {tail}")
+            probe = urllib.request.Request(self.url + "/models")  # noqa: S310
+            if self.api_key:
+                probe.add_header("Authorization", f"Bearer {self.api_key}")
             try:
-                with urllib.request.urlopen(self.url + "/models", timeout=2):  # noqa: S310
+                with urllib.request.urlopen(probe, timeout=2):  # noqa: S310
                     return
             except (urllib.error.URLError, OSError):
                 time.sleep(0.2)
