@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -14,6 +16,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tersify import Compressor  # noqa: E402
 
 from fakes import FakeScorer  # noqa: E402
+
+# `make mutate` runs the fast tests once per mutant: fewer generated examples there (tests
+# that set their own max_examples keep it).
+settings.register_profile("mutation", max_examples=25, deadline=None)
+if os.environ.get("TERSIFY_MUTATION"):
+    settings.load_profile("mutation")
 
 if TYPE_CHECKING:
     from tersify.integrations.local_llm import LocalLLM

@@ -144,7 +144,7 @@ def stage(where: Path, tree: Path) -> None:
 
 def pytest_env(where: Path) -> dict[str, str]:
     """An environment in which ``import tersify`` finds the copy in ``where``."""
-    env = dict(os.environ, PYTHONPATH=str(where), PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ, PYTHONPATH=str(where), PYTHONDONTWRITEBYTECODE="1", TERSIFY_MUTATION="1")
     found = subprocess.run(
         [sys.executable, "-c", "import tersify; print(tersify.__file__)"],
         env=env, cwd=where, capture_output=True, text=True, check=True,
@@ -205,7 +205,7 @@ def mutmut(max_children: int, deselect: list[str]) -> tuple[float, list[str], di
         line = f"pytest_add_cli_args = {args}"
         data = re.sub(r"(?m)^pytest_add_cli_args = .*$", lambda _: line, data)
         pyproject.write_text(data, encoding="utf-8")
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", TERSIFY_MUTATION="1")
     env.pop("PYTHONPATH", None)
     run = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
     subprocess.run(run, cwd=STAGE, env=env, check=True)

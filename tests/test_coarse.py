@@ -202,7 +202,7 @@ def test_sentence_filter_draws_only_from_kept_sentences() -> None:
     assert first.split()[0] in result.compressed_prompt
     with pytest.raises(BadRequestError, match="keep_first"):
         SentenceFilter(keep_first=-1)
-    with pytest.raises(BadRequestError, match="budget_ratio=0.5"):
+    with pytest.raises(BadRequestError, match=r"budget_ratio=0.5"):
         SentenceFilter(budget_ratio=0.5)
 
 
@@ -233,3 +233,116 @@ def test_keep_last_sentence_in_chinese() -> None:
         for s in np.searchsorted(sentence_starts(text), units.starts[allowed], side="right") - 1
     }
     assert 40 in kept and len(kept) == 3
+
+
+def _bm25_reference(docs: list[list[str]], query: set[str]) -> list[float]:
+    """Okapi BM25 (k1 = 1.5, b = 0.75, idf = ln(1 + (N - n + 0.5) / (n + 0.5))), by hand."""
+    average = sum(len(d) for d in docs) / len(docs)
+    scores = []
+    for doc in docs:
+        score = 0.0
+        for term in query:
+            having = sum(term in d for d in docs)
+            idf = np.log(1 + (len(docs) - having + 0.5) / (having + 0.5))
+            tf = doc.count(term)
+            score += idf * tf * 2.5 / (tf + 1.5 * (0.25 + 0.75 * len(doc) / average))
+        scores.append(score)
+    return scores
+
+
+def test_bm25_is_okapi_bm25() -> None:
+    docs = ["the cat sat on the mat", "a dog, a dog and a cat", "Dogs ran 3 km", "压缩 the 压"]
+    terms = [["the", "cat", "sat", "on", "the", "mat"], ["a", "dog", "a", "dog", "and", "a", "cat"],
+             ["dogs", "ran", "3", "km"], ["压", "缩", "the", "压"]]
+    got = bm25_scores(docs, "The dog, the CAT and 压?")
+    want = _bm25_reference(terms, {"the", "dog", "cat", "and", "压"})
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert got.dtype == np.float32
+    assert bm25_scores(["", "x"], "x").tolist()[0] == 0.0
+
+
+def test_question_scores_are_the_best_chunks_mean_question_log_prob() -> None:
+    scorer = FakeScorer(max_window=40)
+    docs = [scorer.tokenize(sample_text("english", n, 50 + n)).ids for n in (30, 200, 400)]
+    docs.append(np.zeros(0, dtype=np.int64))  # an empty context
+    question = scorer.tokenize("Which one is it?").ids
+    room = 40 - 1 - len(question)
+    whole = FakeScorer(max_window=10**6)
+    for placement in ("after", "before"):
+        got = question_scores(scorer, docs, question, placement)  # type: ignore[arg-type]
+        for ids, score in zip(docs, got):
+            chunks = [ids[i : i + room] for i in range(0, max(1, len(ids)), room)]
+            best = -np.inf
+            for chunk in chunks:
+                if placement == "after":
+                    row = whole.logprobs([np.concatenate([[1], chunk, question])])[0]
+                    part = row[1 + len(chunk) :]
+                else:
+                    row = whole.logprobs([np.concatenate([[1], question, chunk])])[0]
+                    part = row[1 + len(question) :]
+                if len(part):
+                    best = max(best, float(np.mean(part)))
+            assert score == pytest.approx(best, rel=1e-6)
+    with pytest.raises(BadRequestError, match=r"the question \(25 scorer tokens\) leaves no room"):
+        question_scores(scorer, docs, np.arange(25, dtype=np.int64), "after")
+    question_scores(scorer, docs, np.arange(23, dtype=np.int64), "after")  # 40 - 1 - 23 = 16
+
+
+def test_context_budget_never_goes_below_zero() -> None:
+    assert ContextFilter(context_budget="-500").context_tokens(100) == 0
+    assert ContextFilter(context_budget="*0.5").context_tokens(101) == 50
+    assert ContextFilter(context_budget="+2.5").context_tokens(10) == 12
+    assert ContextFilter().context_tokens(10) == 110  # "+100", LLMLingua's default
+
+
+@pytest.mark.parametrize(
+    ("ranked", "costs", "budget", "forced", "want"),
+    [
+        ([2, 0, 1], [50, 60, 70], 100, (), [2, 0]),
+        ([1, 0], [5, 5], 0, (), [1]),  # at least one is kept
+        ([0, 1, 2], [10, 10, 10], 15, (2,), [2, 0]),
+        ([0, 1, 2], [10, 10, 10], 10, (2,), [2]),
+        ([0, 1, 2], [10, 10, 10], 100, (), [0, 1, 2]),
+        ([0, 1, 2], [10, 10, 10], 20, (), [0, 1]),  # reaching the budget is enough
+        ([1, 0], [10, 10], 5, (1, 1), [1]),
+    ],
+)
+def test_keep_within_budget_cases(
+    ranked: list[int], costs: list[int], budget: int, forced: tuple, want: list[int]
+) -> None:
+    assert keep_within_budget(ranked, costs, budget, forced) == want
+
+
+def test_dynamic_weights_by_rank_with_a_floor() -> None:
+    from tersify.coarse import dynamic_weights
+
+    # best keeps overall + strength, worst overall - strength, never below 5 % of overall
+    got = dynamic_weights([0, 1, 2], [0, 1, 2], 0.5, 0.4)
+    np.testing.assert_allclose(got, [0.9 / 0.4, 0.4 / 0.4, 0.05], rtol=1e-6)
+    got = dynamic_weights([2, 0], [0, 1, 2], 0.2, 0.5)  # ranks among the kept: 0 first
+    np.testing.assert_allclose(got, [0.3 / 0.5, 0.7 / 0.5], rtol=1e-6)
+    np.testing.assert_allclose(dynamic_weights([1], [1], 0.3, 0.5), [0.8 / 0.5], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"question_placement": "middle"}, "question_placement='middle' must be one of after"),
+        ({"force_context_ids": (True,)}, r"force_context_ids\[0\]=True must be a non-negative"),
+        ({"force_context_ids": (0, -2)}, r"force_context_ids\[1\]=-2"),
+        ({"dynamic_ratio": -0.1}, r"dynamic_ratio=-0.1 must be in \[0, 1\]"),
+        ({"rank_method": "random"}, "rank_method='random' must be one of longllmlingua, llmlingua"),
+        ({"reorder": "shuffle"}, "reorder='shuffle' must be one of original, sort, two_stage"),
+        ({"context_budget": "100"}, "context_budget='100' must look like '\\+100', '-50' or"),
+    ],
+)
+def test_context_filter_messages(kwargs: dict, message: str) -> None:
+    with pytest.raises(BadRequestError, match=message):
+        ContextFilter(**kwargs)
+
+
+def test_context_filter_edges_are_accepted() -> None:
+    assert ContextFilter(dynamic_ratio=0.0).dynamic_ratio == 0.0
+    assert ContextFilter(dynamic_ratio=1.0).dynamic_ratio == 1.0
+    assert ContextFilter(force_context_ids=(0, 3)).force_context_ids == (0, 3)
+    assert ContextFilter(question_placement="before").question_placement == "before"

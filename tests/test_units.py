@@ -242,3 +242,14 @@ def test_a_lone_override_is_not_kept_without_its_terminator() -> None:
     by_length = group_units(offsets, len(text))
     split = [text[a:b] for a, b in zip(by_length.starts.tolist(), by_length.ends.tolist())]
     assert not any("\u202e" in p and "\u202c" in p for p in split)
+
+
+def test_a_text_without_tokens_is_one_unit_and_an_empty_text_none() -> None:
+    none = np.zeros((0, 2), dtype=np.int64)
+    units = group_units(none, 5)
+    assert units.starts.tolist() == [0] and units.ends.tolist() == [5] and len(units) == 1
+    assert units.token_unit.tolist() == []
+    assert len(group_units(none, 0)) == 0
+    # tokens that cover nothing join the unit before them
+    units = group_units(np.array([[0, 3], [3, 3], [3, 5]], dtype=np.int64), 5)
+    assert units.starts.tolist() == [0, 3] and units.token_unit.tolist() == [0, 0, 1]

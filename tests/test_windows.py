@@ -6,9 +6,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tersify import BadRequestError, WindowPlan
-from tersify.windows import token_losses
+from tersify.windows import iterative_losses, token_losses
 
 from fakes import FakeScorer
+from texts import sample_text
 
 
 @given(st.integers(0, 3000), st.integers(8, 600), st.integers(0, 300), st.integers(4, 700))
@@ -74,8 +75,6 @@ def test_bad_plans_are_refused() -> None:
 
 
 def test_iterative_windows_condition_on_kept_tokens() -> None:
-    from tersify.windows import iterative_losses
-
     scorer = FakeScorer(max_window=40)
     seqs = [
         scorer.tokenize("alpha beta gamma delta epsilon " * 30).ids,
@@ -97,7 +96,6 @@ def test_iterative_mode_lands_on_budget() -> None:
     from tersify import Compressor, TokenFilter
 
     from answers import check_properties
-    from texts import sample_text
 
     text = sample_text("mixed", 5000, 3)
     result = Compressor(FakeScorer()).compress(
@@ -105,3 +103,63 @@ def test_iterative_mode_lands_on_budget() -> None:
     )
     check_properties(result, [text], "Why?")
     assert abs(result.rate - 0.3) <= 0.02
+
+
+def test_plan_edges() -> None:
+    assert WindowPlan(size=8, overlap=4).size == 8
+    assert WindowPlan(size=64, overlap=0).overlap == 0
+    assert WindowPlan(size=64, overlap=32).overlap == 32
+    with pytest.raises(BadRequestError, match="window size=7 must be at least 8 tokens"):
+        WindowPlan(size=7, overlap=0)
+    with pytest.raises(BadRequestError, match=r"overlap=33 must be between 0 and size // 2 \(32\)"):
+        WindowPlan(size=64, overlap=33)
+    with pytest.raises(BadRequestError, match="overlap=-1"):
+        WindowPlan(size=64, overlap=-1)
+    assert WindowPlan().size == 512 and WindowPlan().overlap == 64
+
+
+def test_spans_cap_the_overlap_at_half_the_capacity() -> None:
+    assert WindowPlan(size=100, overlap=40).spans(30, 20) == [(0, 0, 20), (10, 20, 30)]
+    assert WindowPlan(size=100, overlap=4).spans(30, 20) == [(0, 0, 20), (16, 20, 30)]
+    assert WindowPlan(size=100, overlap=0).spans(30, 10) == [(0, 0, 10), (10, 10, 20), (20, 20, 30)]
+    assert WindowPlan().spans(0, 10) == []
+
+
+def _reference_losses(scorer: FakeScorer, ids: np.ndarray, prefix: list[int]) -> np.ndarray:
+    """Obviously correct: the whole sequence in one window after BOS and the prefix."""
+    head = [scorer.bos_token_id, *prefix]
+    row = FakeScorer(max_window=10**6).logprobs([np.array(head + ids.tolist())])[0]
+    return -row[len(head) :]
+
+
+@pytest.mark.parametrize("prefix", [[], [17, 18, 19]])
+def test_losses_are_each_tokens_surprisal_given_what_precedes_it(prefix: list[int]) -> None:
+    scorer = FakeScorer(max_window=24)
+    seqs = [scorer.tokenize(sample_text("mixed", n, 7)).ids for n in (5, 120, 300)]
+    got = token_losses(scorer, seqs, WindowPlan(size=24, overlap=6), np.array(prefix, np.int64))
+    for ids, loss in zip(seqs, got):
+        assert loss.dtype == np.float32
+        np.testing.assert_allclose(loss, _reference_losses(scorer, ids, prefix), rtol=1e-6)
+
+
+def test_windows_leave_room_after_the_prefix() -> None:
+    scorer = FakeScorer(max_window=16)
+    ids = scorer.tokenize("a b c d e f g h i j").ids
+    plan = WindowPlan(size=16, overlap=2)
+    token_losses(scorer, [ids], plan, np.arange(11, dtype=np.int64))  # 16 - 1 - 11 = 4: fits
+    with pytest.raises(BadRequestError, match="windows of 16 ids leave no room after a 13-id prefix"):
+        token_losses(scorer, [ids], plan, np.arange(12, dtype=np.int64))
+    with pytest.raises(BadRequestError, match="windows leave no room after the prefix"):
+        iterative_losses(scorer, [ids], plan, 0.5, np.arange(11, dtype=np.int64))
+
+
+def test_without_bos_a_single_token_has_nothing_to_compare_with() -> None:
+    scorer = FakeScorer()
+    scorer.bos_token_id = None
+    one = scorer.tokenize("alpha").ids
+    assert token_losses(scorer, [one], WindowPlan(size=16, overlap=2))[0].tolist() == [0.0]
+    assert iterative_losses(scorer, [one], WindowPlan(size=16, overlap=2), 0.5)[0].tolist() == [0.0]
+    ids = scorer.tokenize("alpha beta gamma delta").ids
+    iterative = iterative_losses(scorer, [ids], WindowPlan(size=16, overlap=2), 0.5)[0]
+    assert iterative[0] == iterative[1:].max() > 0
+    assert token_losses(scorer, [], WindowPlan()) == []
