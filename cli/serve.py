@@ -45,6 +45,8 @@ def serve(args: argparse.Namespace) -> int:
         ) from exc
     from tersify.compressor import Compressor
 
+    if not 1 <= args.port <= 65535:
+        raise BadRequestError(f"--port {args.port} must be in 1-65535")
     token = read_token(args.token_file)
     loopback = is_loopback(args.host)
     limits = limits_from(args)
@@ -59,6 +61,7 @@ def serve(args: argparse.Namespace) -> int:
         protect_probes=args.protect_probes,
     )
     configure(args.log_format)
+    listener = listen(args.host, args.port)  # before the scorer loads: fail fast
     if not loopback and token is None:
         sys.stderr.write(
             f"tersify: warning: serving on {args.host} without a token: anyone who can reach "
@@ -85,13 +88,35 @@ def serve(args: argparse.Namespace) -> int:
             server_header=False,
         )
     )
-    server.run()
+    server.run(sockets=[listener])
     # Past the grace period: work still running was told to stop; don't wait on it for long.
     if not app.state.guard.admission.close(wait_s=5.0):
         sys.stderr.write("tersify: compression threads did not stop in 5 s; exiting anyway\n")
         sys.stderr.flush()
         os._exit(1)
     return 0
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``, or one clear error."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(2048)
+        except OSError:
+            sock.close()
+            raise
+    except (OSError, OverflowError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise TersifyError(
+            f"cannot listen on {host}:{port}: {reason}; choose another --host or --port"
+        ) from exc
+    return sock
 
 
 def read_token(token_file: str | None) -> str | None:

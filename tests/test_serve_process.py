@@ -283,7 +283,14 @@ def test_a_public_bind_without_a_token_warns(tiny_scorer_dir: Path, tmp_path: Pa
 def test_bad_serve_flags_are_one_line_and_exit_2(tmp_path: Path) -> None:
     empty = tmp_path / "empty-token"
     empty.write_text("\n", encoding="utf-8")
-    for flags in (["--token-file", str(empty)], ["--max-inflight", "-1"], ["--timeout", "0"]):
+    bad = (
+        ["--token-file", str(empty)],
+        ["--max-inflight", "-1"],
+        ["--timeout", "0"],
+        ["--port", "70000"],
+        ["--max-body-bytes", "0"],
+    )
+    for flags in bad:
         done = subprocess.run(
             [sys.executable, "-m", "tersify.cli", "serve", "--scorer", "/nonexistent", *flags],
             capture_output=True,
@@ -292,3 +299,19 @@ def test_bad_serve_flags_are_one_line_and_exit_2(tmp_path: Path) -> None:
         )
         assert done.returncode == 2, (flags, done.stderr)
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_a_port_in_use_is_one_line_and_exit_1(tiny_scorer_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "tersify.cli", "serve", "--scorer", str(tiny_scorer_dir)]
+        done = subprocess.run(
+            [*command, "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "cannot listen" in done.stderr
