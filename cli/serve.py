@@ -72,9 +72,7 @@ def serve(args: argparse.Namespace) -> int:
     # Compressions hold the GIL in Python loops; a short switch interval lets the event
     # loop (health checks, 429s, the next body) have it back sooner.
     sys.setswitchinterval(0.001)
-    app = create_app(
-        compressor, price_per_1k=args.price_per_1k, config=config, gateway=gateway
-    )
+    app = create_app(compressor, price_per_1k=args.price_per_1k, config=config, gateway=gateway)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
