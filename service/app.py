@@ -133,9 +133,10 @@ def create_app(
     async def compress(request: Request) -> dict[str, Any]:
         async with guard.admit(request) as admitted:
             body = await admitted.body()
+            # Checked before the queue, off the event loop: a bad request is a 400 at once.
+            parsed = await run_in_threadpool(CompressRequest.from_json, body)
 
             def work(deadline: Deadline) -> dict[str, Any]:
-                parsed = CompressRequest.from_json(body)
                 result = compress_request(parsed, compressor, deadline=deadline)
                 guard.metrics.observe_work(result.scorer_tokens, result.scorer_seconds)
                 return answer(result, price_per_1k)

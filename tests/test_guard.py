@@ -303,16 +303,25 @@ def test_a_real_text_compresses_through_the_guard() -> None:
 
 def test_a_request_that_would_wait_past_its_deadline_is_refused_at_once() -> None:
     scorer = SlowScorer(0.3)
+    bodies = iter(  # all different: a repeated text would come from the score cache
+        json.dumps({"context": f"Request number {n} is about the fox.", "rate": 0.5})
+        for n in range(100)
+    )
 
     async def go() -> tuple[httpx.Response, float]:
         async with _client(scorer, max_inflight=1, max_queue=8) as client:
+            admission = client._transport.app.state.guard.admission  # type: ignore[attr-defined]
             for _ in range(3):  # the admission learns how long one compression takes
-                assert (await client.post("/compress", content=SMALL, headers=JSON)).is_success
-            running = asyncio.ensure_future(client.post("/compress", content=SMALL, headers=JSON))
-            await asyncio.sleep(0.05)
+                answer = await client.post("/compress", content=next(bodies), headers=JSON)
+                assert answer.is_success
+            running = asyncio.ensure_future(
+                client.post("/compress", content=next(bodies), headers=JSON)
+            )
+            while admission.running == 0:
+                await asyncio.sleep(0.01)
             started = time.monotonic()
             hurried = await client.post(
-                "/compress", content=SMALL, headers={**JSON, "x-tersify-timeout": "0.5"}
+                "/compress", content=next(bodies), headers={**JSON, "x-tersify-timeout": "0.5"}
             )
             took = time.monotonic() - started
             assert (await running).status_code == 200
@@ -321,3 +330,23 @@ def test_a_request_that_would_wait_past_its_deadline_is_refused_at_once() -> Non
     hurried, took = _run(go())
     assert "deadline" in check_error(hurried, 429, "OverloadedError")["message"]
     assert took < 0.2
+
+
+def test_a_bad_request_is_refused_without_waiting_for_a_slot() -> None:
+    scorer = SlowScorer(1.0)
+
+    async def go() -> tuple[httpx.Response, float]:
+        async with _client(scorer, max_inflight=1, max_queue=4) as client:
+            admission = client._transport.app.state.guard.admission  # type: ignore[attr-defined]
+            busy = asyncio.ensure_future(client.post("/compress", content=SMALL, headers=JSON))
+            while admission.running == 0:
+                await asyncio.sleep(0.01)
+            started = time.monotonic()
+            bad = await client.post("/compress", content=b'{"context": 7}', headers=JSON)
+            took = time.monotonic() - started
+            assert (await busy).status_code == 200
+            return bad, took
+
+    bad, took = _run(go())
+    check_error(bad, 400, "BadRequestError")
+    assert took < 0.5
