@@ -41,6 +41,11 @@ def add_command(
         "optional)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--question-aware",
+        action="store_true",
+        help="compress as LongLLMLingua: rank contexts and score tokens against the question",
+    )
     parser.add_argument("--temperature", type=float, default=0.0, help="default 0, as the seed")
     parser.add_argument("--max-tokens", type=int, default=None, help="cap on each answer")
     parser.add_argument(
@@ -79,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         max_tokens=args.max_tokens,
         timeout=args.timeout,
+        question_aware=args.question_aware,
     )
     summary = result.to_json(args.price_per_1k)
     if args.json:

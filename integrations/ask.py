@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from tersify.assemble import join_prompt
+from tersify.coarse import ContextFilter
 from tersify.compressor import DEFAULT_PRICE_PER_1K, CompressionResult, Compressor
 from tersify.errors import BadRequestError
 from tersify.integrations.llm import DEFAULT_TIMEOUT, ChatReply, LLMEndpoint, chat
-from tersify.request import CompressRequest, answer, compress
+from tersify.request import CompressRequest, answer
+from tersify.tokens import TokenFilter
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,16 @@ def _reply_json(reply: ChatReply) -> dict[str, Any]:
     }
 
 
+def question_aware_options() -> dict[str, Any]:
+    """LongLLMLingua's mode, as the quality harness runs it (README, "Quality")."""
+    return {
+        "context_filter": ContextFilter(
+            rank_method="longllmlingua", reorder="sort", dynamic_ratio=0.3
+        ),
+        "token_filter": TokenFilter(condition_on_question=True, contrastive=True),
+    }
+
+
 def ask(
     request: CompressRequest | Mapping[str, Any],
     *,
@@ -72,14 +84,17 @@ def ask(
     temperature: float = 0.0,
     max_tokens: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    question_aware: bool = False,
 ) -> AskResult:
     """Compress ``request`` (the seed's format), then ask ``llm`` with both prompts.
 
     Each prompt is sent as one user message; the full prompt is LLMLingua's layout of
     instruction, contexts and question, the one the compression starts from. The LLM is
     asked with the full prompt first, then with the compressed one, one call at a time,
-    so that their response times compare. LLM failures are
-    :class:`tersify.errors.UpstreamError`.
+    so that their response times compare. ``question_aware`` compresses as LongLLMLingua
+    does (contexts ranked and reordered against the question, tokens scored by what the
+    question makes predictable): the quality harness's mode that keeps answers at 4x.
+    LLM failures are :class:`tersify.errors.UpstreamError`.
     """
     parsed = (
         request if isinstance(request, CompressRequest) else CompressRequest.from_mapping(request)
@@ -87,7 +102,15 @@ def ask(
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
         raise BadRequestError(f"temperature={temperature!r} must be a number")
     endpoint = LLMEndpoint(llm, model=model, api_key=api_key, timeout=timeout)
-    result = compress(parsed, compressor or Compressor())
+    result = (compressor or Compressor()).compress(
+        list(parsed.context),
+        question=parsed.question,
+        instruction=parsed.instruction,
+        rate=parsed.budget.rate,
+        ratio=parsed.budget.ratio,
+        target_token=parsed.budget.target_token,
+        **(question_aware_options() if question_aware else {}),
+    )
     full_prompt = join_prompt(parsed.instruction, list(parsed.context), parsed.question)
     replies = [
         chat(

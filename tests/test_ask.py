@@ -173,7 +173,7 @@ def test_cli_seed_layout_and_json(
     ):
         assert heading in text
     assert "response_time: " in text and "prompt tokens " in text
-    assert main([*argv, "--json"]) == 0
+    assert main([*argv, "--json", "--question-aware"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["model"] == "smollm2" and summary["question"] == QUESTION
     full, short = summary["full_prompt"], summary["compressed_prompt"]

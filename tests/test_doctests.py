@@ -30,6 +30,8 @@ MODULES = [
     "tersify.client.onnx",
     "tersify.client.triton",
     "tersify.export",
+    "tersify.integrations.llm",
+    "tersify.integrations.messages",
 ]
 
 
