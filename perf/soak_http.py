@@ -221,13 +221,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for thread in threads:
             thread.join()
         elapsed = time.monotonic() - started
-        peak_hwm = _hwm_mib(service.pid)
+        peak_hwm = _hwm_mib(service.pid) if service.poll() is None else 0.0
+        died = _death(service, samples)
     finally:
         service.send_signal(signal.SIGTERM)
         service.wait(timeout=120)
         if args.mode == "triton":
             server.stop(run_dir)
-    return _summary(args, recorder, samples, restart, elapsed, peak_hwm)
+    with (OUT / f"soak_http-{args.mode}.csv").open("w", encoding="utf-8") as rows:
+        rows.write("t,kind,status,seconds,error\n")
+        for t, kind, status, seconds, error in recorder.rows:
+            rows.write(f"{t - started:.3f},{kind},{status},{seconds:.3f},{error}\n")
+    result = _summary(args, recorder, samples, restart, elapsed, peak_hwm)
+    result["service_died"] = None if died is None else round(died - started, 1)
+    result["service_exit"] = service.returncode if died is not None else None
+    return result
+
+
+def _death(service: subprocess.Popen[bytes], samples: list[dict[str, float]]) -> float | None:
+    """When the service stopped answering for good, if it died during the run."""
+    if service.poll() is None:
+        return None
+    answered = [s["t"] for s in samples if s["healthz_s"] != float("inf")]
+    return max(answered) if answered else None
 
 
 def _hwm_mib(pid: int) -> float:
@@ -320,6 +336,11 @@ def _markdown(result: dict[str, Any]) -> str:
         f"- /healthz: p50 {hz['p50'] * 1000:.1f} ms, p99 {hz['p99'] * 1000:.1f} ms, max "
         f"{hz['max'] * 1000:.1f} ms, {hz['over_100ms']} of {hz['samples']} samples over 100 ms",
     ]
+    if result.get("service_died") is not None:
+        lines.append(
+            f"- the service DIED {result['service_died']} s into the run (exit "
+            f"{result['service_exit']}); requests after that are counted as lost"
+        )
     if result["restart"]:
         r = result["restart"]
         lines.append(
