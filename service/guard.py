@@ -177,6 +177,7 @@ class Guard:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media != "application/json":
             self.metrics.reject("media_type")
+            await _drain(request, self.config.limits.max_body_bytes)
             raise UnsupportedMediaTypeError(
                 f"the body must be JSON sent as 'Content-Type: application/json', not "
                 f"{media or 'no Content-Type'!r}"
