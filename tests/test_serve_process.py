@@ -201,6 +201,27 @@ def test_a_client_that_leaves_mid_compression_frees_the_cores(served: Served) ->
     assert len(lines) == 1, lines and lines[0]["status"] == 499 and lines[0]["level"] == "info"
 
 
+def test_a_client_that_leaves_is_one_info_line(served: Served) -> None:
+    body = _big_request(13)
+    head = (
+        "POST /compress HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nX-Request-Id: leaver-2\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", served.port)) as sock:
+        sock.sendall(head + body)
+        _wait_busy(served)
+    deadline = time.monotonic() + 180
+    lines: list[str] = []
+    while not lines and time.monotonic() < deadline:
+        lines = [line for line in served.stderr().splitlines() if "leaver-2" in line]
+        time.sleep(0.2)
+    assert len(lines) == 1, lines
+    entry = json.loads(lines[0])
+    assert entry["status"] == 499 and entry["level"] == "info"
+    assert entry["error"] == "CancelledError"
+    assert "Traceback" not in served.stderr()
+
+
 def test_healthz_stays_fast_during_a_compression(served: Served) -> None:
     worker = threading.Thread(target=_post, args=(served.base, _big_request(12)))
     worker.start()
