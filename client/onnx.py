@@ -63,7 +63,7 @@ class OnnxScorer(BundleScorerBase):
     def logprobs(self, windows: Sequence[IntArray]) -> list[FloatArray]:
         """Per-token log-probs of each window, run in length-sorted, padded batches."""
         results: list[FloatArray] = [np.zeros(0, dtype=np.float32)] * len(windows)
-        for batch in _batches([len(w) for w in windows], self._batch_tokens):
+        for batch in length_batches([len(w) for w in windows], self._batch_tokens):
             width = max(len(windows[i]) for i in batch)
             ids = np.zeros((len(batch), width), dtype=np.int64)  # right padding: never read
             for row, index in enumerate(batch):
@@ -79,10 +79,10 @@ class OnnxScorer(BundleScorerBase):
         return results
 
 
-def _batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
+def length_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
     """Group window indices, longest first, so each padded batch holds about ``batch_tokens``.
 
-    >>> _batches([5, 9, 4, 9], 18)
+    >>> length_batches([5, 9, 4, 9], 18)
     [[1, 3], [0, 2]]
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])

@@ -38,11 +38,13 @@ def export_scorer(
     tolerance: float = DEFAULT_TOLERANCE,
     settings: Settings | None = None,
     progress: Progress | None = None,
+    openvino: bool = False,
 ) -> Path:
     """Export ``model`` to a scorer folder and return the folder.
 
     The ONNX graph is checked against PyTorch on English, Chinese and code before the
-    folder is published; a difference above ``tolerance`` fails the export.
+    folder is published; a difference above ``tolerance`` fails the export. ``openvino``
+    adds the ``openvino`` variant (needs ``openvino``), checked against the fp32 graph.
     """
     settings = settings or Settings.from_env()
     say = progress or (lambda _message: None)
@@ -69,7 +71,9 @@ def export_scorer(
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        manifest = _build(lm, tokenizer, source, staging, int8, tolerance, say, graph)
+        manifest = _build(
+            lm, tokenizer, source, staging, int8, tolerance, say, graph, openvino=openvino
+        )
         (staging / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
         if target.exists():
             shutil.rmtree(target)
@@ -90,6 +94,8 @@ def _build(
     tolerance: float,
     say: Progress,
     graph: Any,
+    *,
+    openvino: bool = False,
 ) -> Manifest:
     module = graph.logprob_module(lm)
     windows = [
@@ -128,6 +134,14 @@ def _build(
         verification["int8_mean_abs_diff"] = float(np.mean(np.concatenate(errors)))
         say(f"  int8 mean |log p| difference: {verification['int8_mean_abs_diff']:.3f}")
         model_files["int8"] = int8_path.name
+    if openvino:
+        with _step(say, "writing the OpenVINO graph and checking it against fp32"):
+            from tersify.export import openvino as ov_variant
+
+            verification.update(
+                ov_variant.write_and_check(lm, folder, graph, tokenizer, _bos(tokenizer), tolerance)
+            )
+            model_files[ov_variant.VARIANT] = ov_variant.GRAPH_FILE
     with _step(say, "hashing files"):
         hashes = {
             p.name: file_sha256(p) for p in sorted(folder.iterdir()) if p.name != MANIFEST_FILE
