@@ -10,6 +10,7 @@ import onnxruntime as ort
 from tersify.bundle import INPUT_NAME, OUTPUT_NAME, Bundle
 from tersify.client.tokenizer import BundleScorerBase
 from tersify.errors import BadRequestError, ScorerError, ScorerUnavailableError
+from tersify.limits import check_deadline
 from tersify.scoring import FloatArray, IntArray
 
 DEFAULT_MAX_WINDOW = 2048
@@ -64,6 +65,7 @@ class OnnxScorer(BundleScorerBase):
         """Per-token log-probs of each window, run in length-sorted, padded batches."""
         results: list[FloatArray] = [np.zeros(0, dtype=np.float32)] * len(windows)
         for batch in length_batches([len(w) for w in windows], self._batch_tokens):
+            check_deadline()  # a passed deadline or a caller that left stops here
             width = max(len(windows[i]) for i in batch)
             ids = np.zeros((len(batch), width), dtype=np.int64)  # right padding: never read
             for row, index in enumerate(batch):

@@ -35,6 +35,7 @@ from tersify.errors import (
     ScorerUnavailableError,
     TersifyError,
 )
+from tersify.limits import check_deadline, current_deadline
 from tersify.scoring import FloatArray, IntArray
 from tersify.validate import number
 
@@ -226,6 +227,14 @@ class _TritonScorerBase(BundleScorerBase):
             )
         return ScorerError(f"{where} failed: {exc.message()}")
 
+    def _call_timeout(self) -> float:
+        """The gRPC timeout of this call: the policy's, or less when the request ends sooner."""
+        request = current_deadline()
+        remaining = None if request is None else request.remaining()
+        if remaining is None:
+            return self._retry.timeout_s
+        return max(0.05, min(self._retry.timeout_s, remaining))
+
     def _should_retry(self, exc: InferenceServerException, deadline: float) -> bool:
         return str(exc.status() or "") in _UNAVAILABLE and time.monotonic() < deadline
 
@@ -247,13 +256,17 @@ class TritonScorer(_TritonScorerBase):
         """Per-token log-probs of each window: one request per padded length, all at once."""
         if not windows:
             return []
+        check_deadline()
+        timeout = self._call_timeout()
         batches = self._batches(windows)
         if len(batches) == 1:
-            outputs = [self._one(batches[0][1])]
+            outputs = [self._one(batches[0][1], timeout)]
         else:
             if self._pool is None:  # threads outlive a call: no start-up cost per compression
                 self._pool = ThreadPoolExecutor(self._max_in_flight, "tersify-triton")
-            outputs = list(self._pool.map(self._one, [ids for _, ids in batches]))
+            outputs = list(
+                self._pool.map(lambda ids: self._one(ids, timeout), [ids for _, ids in batches])
+            )
         return self._scatter(windows, batches, outputs)
 
     def is_ready(self) -> bool:
@@ -269,15 +282,13 @@ class TritonScorer(_TritonScorerBase):
             self._pool.shutdown(wait=False)
         self._client.close()
 
-    def _one(self, ids: IntArray) -> FloatArray:
+    def _one(self, ids: IntArray, timeout: float) -> FloatArray:
         inputs = self._inputs(grpcclient, ids)
-        deadline = time.monotonic() + self._retry.retry_for_s
+        deadline = time.monotonic() + min(self._retry.retry_for_s, timeout)
         attempt = 0
         while True:
             try:
-                result = self._client.infer(
-                    self._target.model, inputs, client_timeout=self._retry.timeout_s
-                )
+                result = self._client.infer(self._target.model, inputs, client_timeout=timeout)
                 return self._parse(result, ids.shape)
             except InferenceServerException as exc:
                 if not self._should_retry(exc, deadline):

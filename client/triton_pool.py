@@ -13,6 +13,7 @@ window fail, with one :class:`ScorerUnavailableError`.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Sequence
@@ -120,8 +121,10 @@ class TritonPoolScorer(BundleScorerBase):
         """Per-token log-probs of each window, spread over the healthy instances."""
         if not windows:
             return []
+        # Each window's thread sees the caller's deadline (a context of its own each).
+        contexts = [contextvars.copy_context() for _ in windows]
         with ThreadPoolExecutor(max_workers=min(self._max_in_flight, len(windows))) as pool:
-            return list(pool.map(self._one, windows))
+            return list(pool.map(lambda c, w: c.run(self._one, w), contexts, windows))
 
     def is_ready(self) -> bool:
         """Whether at least one instance is ready."""

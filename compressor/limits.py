@@ -12,8 +12,11 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from tersify.errors import (
@@ -124,3 +127,32 @@ class Deadline:
                 f"the request did not finish within its {self._seconds:g} s deadline: "
                 "ask for less (a smaller context) or allow more time"
             )
+
+
+_CURRENT: ContextVar[Deadline | None] = ContextVar("tersify_deadline", default=None)
+
+
+@contextlib.contextmanager
+def deadline_scope(deadline: Deadline) -> Iterator[None]:
+    """Make ``deadline`` the one :func:`check_deadline` sees in this thread, for a while.
+
+    A scorer that runs a call in several steps (onnxruntime batches, Triton requests)
+    checks it between steps, so that one big scorer call stops within one batch.
+    """
+    token = _CURRENT.set(deadline)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+def current_deadline() -> Deadline | None:
+    """The deadline of the scorer call running in this thread, if any."""
+    return _CURRENT.get()
+
+
+def check_deadline() -> None:
+    """Raise if the scorer call running in this thread must stop (see :func:`deadline_scope`)."""
+    deadline = _CURRENT.get()
+    if deadline is not None:
+        deadline.check()

@@ -2,8 +2,9 @@
 
 Every log-prob call goes through :class:`Metered`: it counts the ids sent (BOS, question
 prefixes and overlaps included: what the scorer really computed) and the seconds spent,
-and checks the request's :class:`~tersify.limits.Deadline` before each call, so that a
-deadline or a client that left stops the work within one batch of windows.
+and checks the request's :class:`~tersify.limits.Deadline` before each call and puts it in
+scope for the scorer, which checks it between its own batches (onnxruntime runs, Triton
+requests), so that a deadline or a client that left stops the work within one batch.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from tersify.limits import Deadline
+from tersify.limits import Deadline, deadline_scope
 from tersify.scoring import FloatArray, IntArray, Scorer, Tokenized
 
 
@@ -61,7 +62,8 @@ class Metered:
         self._deadline.check()
         started = time.perf_counter()
         try:
-            return self._scorer.logprobs(windows)
+            with deadline_scope(self._deadline):  # the scorer checks it between its batches
+                return self._scorer.logprobs(windows)
         finally:
             self.seconds += time.perf_counter() - started
             self.calls += 1
