@@ -8,13 +8,17 @@ each document kept, its rank and its place in the prompt.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tersify.assemble import join_prompt
+from tersify.budget import DEFAULT_RATE, Budget
 from tersify.coarse import ContextFilter
 from tersify.compressor import CompressionResult, Compressor
 from tersify.errors import BadRequestError, InternalError
 from tersify.limits import Deadline
+from tersify.scoring import Scorer
 from tersify.tokens import TokenFilter
 
 
@@ -30,7 +34,10 @@ class CompressedDocument:
 
 @dataclass(frozen=True)
 class DocumentPolicy:
-    """How documents are compressed: the budget (``rate`` or ``target_token``) and ranking.
+    """How documents are compressed: the budget and the ranking.
+
+    ``rate`` is the fraction of the documents' text kept (the query and instruction are
+    kept on top); ``target_token``, when given, is the whole prompt's size instead.
 
     The defaults are the quality harness's question-aware mode (README, "Quality"): rank
     with LongLLMLingua's question-conditioned perplexity, give better-ranked documents more
@@ -48,6 +55,7 @@ class DocumentPolicy:
     question_aware: bool = True
 
     def __post_init__(self) -> None:
+        Budget(rate=self.rate, target_token=self.target_token)  # checks both
         self.context_filter()  # checks the ranking options
 
     def context_filter(self) -> ContextFilter:
@@ -59,9 +67,9 @@ class DocumentPolicy:
             dynamic_ratio=self.dynamic_ratio,
         )
 
-    def token_filter(self, query: str) -> TokenFilter:
-        """LongLLMLingua's question-aware token scores when there is a query (and asked)."""
-        aware = self.question_aware and bool(query)
+    def token_filter(self, query: str, scorer: Scorer) -> TokenFilter:
+        """LongLLMLingua's question-aware token scores when asked and the query fits."""
+        aware = self.question_aware and question_fits(scorer, query)
         return TokenFilter(condition_on_question=aware, contrastive=aware)
 
 
@@ -79,10 +87,10 @@ def compress_documents(
         list(texts),
         question=query,
         instruction=policy.instruction,
-        rate=policy.rate if policy.target_token is None else None,
-        target_token=policy.target_token,
+        target_token=policy.target_token
+        or context_target(compressor, texts, query, policy.instruction, policy.rate),
         context_filter=policy.context_filter(),
-        token_filter=policy.token_filter(query),
+        token_filter=policy.token_filter(query, compressor.scorer),
         deadline=deadline,
         explain=True,
     )
@@ -97,6 +105,33 @@ def compress_documents(
             CompressedDocument(index, position if rank is None else rank, text, min(1.0, kept))
         )
     return out
+
+
+def question_fits(scorer: Scorer, question: str) -> bool:
+    """Whether a scorer window can hold ``question`` before its text and still have half left.
+
+    Question-aware scores put the question before every window; a longer question is
+    scored plainly rather than refused.
+    """
+    return bool(question) and len(scorer.tokenize(question).ids) <= scorer.max_window // 2
+
+
+def context_target(
+    compressor: Compressor,
+    texts: Sequence[str],
+    question: str,
+    instruction: str,
+    rate: float | None,
+) -> int:
+    """The whole prompt's budget when ``rate`` is the fraction kept of the texts alone.
+
+    The instruction and question are kept verbatim on top, so a long question over short
+    documents is never refused for want of room (a plain ``rate`` counts them in).
+    """
+    fixed = compressor.count(join_prompt(instruction, [], question))
+    whole = compressor.count(join_prompt(instruction, list(texts), question))
+    fraction = DEFAULT_RATE if rate is None else rate
+    return max(fixed + 1, fixed + math.floor((whole - fixed) * fraction + 0.5))
 
 
 def kept_parts(result: CompressionResult, texts: Sequence[str]) -> list[tuple[int, str]]:

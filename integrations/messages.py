@@ -6,12 +6,16 @@ The policy, by default:
   in one question-aware compression so that the budget goes where the information is;
 - the question is the last paragraph (after the last blank line) of the last ``user``
   message: it is kept verbatim and guides the compression (LongLLMLingua's
-  question-aware token scores, unless ``question_aware`` is false);
+  question-aware token scores, unless ``question_aware`` is false or the question
+  takes more than half a scorer window);
 - ``assistant``, ``tool`` and every other message, and every non-text part (images,
   audio), are kept verbatim; so are the roles, names and every other field;
-- the budget covers the compressed text and the question (target LLM tokens), from the
-  request's ``tersify`` object (``{"rate": 0.5}``, ``{"target_token": 800}``,
-  ``{"compress": false}``, ``{"question_aware": false}``) or else the policy's default.
+- the budget: ``rate`` is the fraction of the compressible text kept (the question is
+  kept on top, so an ordinary chat with a long question is never refused);
+  ``target_token`` is the size of compressed text and question together (target LLM
+  tokens); both come from the request's ``tersify`` object (``{"rate": 0.5}``,
+  ``{"target_token": 800}``, ``{"compress": false}``, ``{"question_aware": false}``) or
+  else from the policy's default.
 
 >>> MessagePolicy().with_options({"rate": 0.3}).rate
 0.3
@@ -28,8 +32,9 @@ from tersify.assemble import SEPARATOR
 from tersify.budget import Budget
 from tersify.compressor import CompressionResult, Compressor
 from tersify.errors import BadRequestError
-from tersify.integrations.documents import kept_parts
+from tersify.integrations.documents import context_target, kept_parts, question_fits
 from tersify.limits import Deadline
+from tersify.scoring import Scorer
 from tersify.tokens import TokenFilter
 
 OPTION_FIELDS = ("rate", "target_token", "compress", "question_aware")
@@ -56,9 +61,9 @@ class MessagePolicy:
                     f"tersify.{name}={getattr(self, name)!r} must be true or false"
                 )
 
-    def token_filter(self, question: str) -> TokenFilter:
-        """Question-aware token scores (LongLLMLingua's) when there is a question."""
-        aware = self.question_aware and bool(question)
+    def token_filter(self, question: str, scorer: Scorer) -> TokenFilter:
+        """Question-aware token scores (LongLLMLingua's) when asked and the question fits."""
+        aware = self.question_aware and question_fits(scorer, question)
         return TokenFilter(condition_on_question=aware, contrastive=aware)
 
     def with_options(self, options: object) -> MessagePolicy:
@@ -128,9 +133,9 @@ def compress_messages(
     result = compressor.compress(
         texts,
         question=question,
-        rate=policy.rate,
-        target_token=policy.target_token,
-        token_filter=policy.token_filter(question),
+        target_token=policy.target_token
+        or context_target(compressor, texts, question, "", policy.rate),
+        token_filter=policy.token_filter(question, compressor.scorer),
         deadline=deadline,
         explain=True,
     )
