@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from tersify.cli import ask, remote, serve, triton
 from tersify.compressor import DEFAULT_PRICE_PER_1K, Compressor
@@ -103,8 +104,28 @@ def _fail(exc: BaseException) -> None:
     sys.stderr.write(f"tersify: error: {message}\n")
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr and exit 2, like every bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        _fail(BadRequestError(f"{self.prog}: {message} (see --help)"))
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _price(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of dollars") from None
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1000 dollars")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tersify", description=__doc__.splitlines()[0])
+    parser: argparse.ArgumentParser = _OneLineErrors(
+        prog="tersify", description=__doc__.splitlines()[0]
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     compress = commands.add_parser(
@@ -170,7 +191,7 @@ def _compression_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--price-per-1k",
-        type=float,
+        type=_price,
         default=DEFAULT_PRICE_PER_1K,
         help="USD per 1,000 target tokens, for the 'saving' field",
     )

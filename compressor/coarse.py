@@ -19,7 +19,7 @@ import numpy as np
 
 from tersify.errors import BadRequestError
 from tersify.scoring import FloatArray, IntArray, Scorer
-from tersify.validate import choice, fraction, non_negative_int
+from tersify.validate import choice, fraction, non_negative_int, show
 
 RankMethod = Literal["longllmlingua", "llmlingua", "bm25"]
 Reorder = Literal["original", "sort", "two_stage"]
@@ -28,7 +28,7 @@ RANK_METHODS = ("longllmlingua", "llmlingua", "bm25")
 REORDERS = ("original", "sort", "two_stage")
 # LongLLMLingua's question suffix for question-aware ranking.
 QUESTION_SUFFIX = " We can get the answer to this question in the given documents."
-_BUDGET = re.compile(r"^\s*([+\-*])\s*(\d+(?:\.\d+)?)\s*$")
+_BUDGET = re.compile(r"^\s*([+\-*])\s*([0-9]{1,9}(?:\.[0-9]{1,6})?)\s*$")
 _TERMS = re.compile(r"[a-z0-9]+|[\u3400-\u9fff]")
 
 
@@ -67,7 +67,8 @@ class ContextFilter:
         match = _BUDGET.match(self.context_budget)
         if match is None:
             raise BadRequestError(
-                f"context_budget={self.context_budget!r} must look like '+100', '-50' or '*1.5'"
+                f"context_budget={show(self.context_budget)} must look like '+100', '-50' or "
+                "'*1.5' (at most 9 digits)"
             )
         op, value = match.group(1), float(match.group(2))
         result = {"+": budget + value, "-": budget - value, "*": budget * value}[op]

@@ -26,9 +26,9 @@ from typing import Any, cast
 
 from tersify.coarse import RANK_METHODS, REORDERS, ContextFilter, Reorder
 from tersify.errors import BadRequestError, UnsupportedOptionError
-from tersify.sentences import SentenceFilter
+from tersify.sentences import MAX_BUDGET_RATIO, SentenceFilter
 from tersify.tokens import TokenFilter
-from tersify.validate import choice, fraction, non_negative_int, number, text
+from tersify.validate import choice, fraction, non_negative_int, number, show, text
 
 _CONDITIONS = ("none", "before", "after", "none_condition", "before_condition", "after_condition")
 
@@ -57,7 +57,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("rank_method", "llmlingua", {"enum": list(RANK_METHODS)},
            "how contexts are ranked: perplexity (llmlingua), by the question "
            "(longllmlingua), or BM25"),
-    Option("context_budget", "+100", {"type": "string", "pattern": r"^\s*[+\-*]\s*\d+(\.\d+)?\s*$"},
+    Option("context_budget", "+100",
+           {"type": "string", "pattern": r"^\s*[+\-*]\s*[0-9]{1,9}(\.[0-9]{1,6})?\s*$"},
            "tokens the kept contexts may total, relative to the budget: '+100', '-50', '*1.5'"),
     Option("force_context_ids", (), {"type": "array", "items": _INT},
            "contexts always kept, by index"),
@@ -75,7 +76,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("keep_first_sentence", 0, _INT, "sentences always kept at each context's start"),
     Option("keep_last_sentence", 0, _INT, "sentences always kept at each context's end"),
     Option("keep_sentence_number", 0, _INT, "at most this many sentences per context (0: any)"),
-    Option("token_budget_ratio", 1.4, {"type": "number", "minimum": 1},
+    Option("token_budget_ratio", 1.4, {"type": "number", "minimum": 1, "maximum": 100},
            "the kept sentences may total this many times the budget"),
     Option("force_tokens", (), {"type": "array", "items": {"type": "string", "minLength": 1}},
            "units holding any of these strings are always kept"),
@@ -150,7 +151,7 @@ def resolve(given: Mapping[str, Any], *, mode: str | None = None) -> dict[str, A
         elif name in NOT_YET:
             if not _is_default(value, NOT_YET[name]):
                 raise UnsupportedOptionError(
-                    f"{name}={value!r} is not supported by tersify yet; leave it at its "
+                    f"{name}={show(value)} is not supported by tersify yet; leave it at its "
                     f"default ({NOT_YET[name]!r})"
                 )
         else:
@@ -165,7 +166,7 @@ def filters(settings: Mapping[str, Any]) -> Filters:
     rank_method = settings["rank_method"]
     if rank_method not in RANK_METHODS:
         raise UnsupportedOptionError(
-            f"rank_method={rank_method!r} is not supported; tersify ranks contexts with "
+            f"rank_method={show(rank_method)} is not supported; tersify ranks contexts with "
             f"{', '.join(RANK_METHODS)}"
         )
     forced_ids = _int_list("force_context_ids", settings["force_context_ids"])
@@ -197,14 +198,16 @@ def filters(settings: Mapping[str, Any]) -> Filters:
 def _sentence_filter(settings: Mapping[str, Any]) -> SentenceFilter | None:
     names = ("keep_first_sentence", "keep_last_sentence", "keep_sentence_number")
     counts = [non_negative_int(n, settings[n]) for n in names]
+    ratio = number("token_budget_ratio", settings["token_budget_ratio"])
+    if not 1 <= ratio <= MAX_BUDGET_RATIO:
+        raise BadRequestError(
+            f"token_budget_ratio={ratio} must be between 1 and {MAX_BUDGET_RATIO:g}"
+        )
     if not _flag(settings, "use_sentence_level_filter"):
         given = [n for n, c in zip(names, counts, strict=True) if c]
         if given:
             raise BadRequestError(f"{given[0]} needs use_sentence_level_filter=True")
         return None
-    ratio = number("token_budget_ratio", settings["token_budget_ratio"])
-    if not ratio >= 1:
-        raise BadRequestError(f"token_budget_ratio={ratio} must be at least 1")
     return SentenceFilter(
         keep_first=counts[0], keep_last=counts[1], keep_number=counts[2], budget_ratio=ratio
     )
@@ -213,7 +216,7 @@ def _sentence_filter(settings: Mapping[str, Any]) -> SentenceFilter | None:
 def _flag(settings: Mapping[str, Any], name: str) -> bool:
     value = settings[name]
     if not isinstance(value, bool):
-        raise BadRequestError(f"{name}={value!r} must be true or false")
+        raise BadRequestError(f"{name}={show(value)} must be true or false")
     return value
 
 
@@ -221,7 +224,7 @@ def _int_list(name: str, value: Any) -> tuple[int, ...]:
     if value is None:
         return ()
     if not isinstance(value, (list, tuple)):
-        raise BadRequestError(f"{name}={value!r} must be a list of context indices")
+        raise BadRequestError(f"{name}={show(value)} must be a list of context indices")
     return tuple(non_negative_int(f"{name}[{i}]", v) for i, v in enumerate(value))
 
 
@@ -229,7 +232,7 @@ def _str_list(name: str, value: Any) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise BadRequestError(f"{name}={value!r} must be a list of strings")
+        raise BadRequestError(f"{name}={show(value)} must be a list of strings")
     return [text(f"{name}[{i}]", v) for i, v in enumerate(value)]
 
 

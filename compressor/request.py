@@ -23,6 +23,7 @@ parser checks against (the HTTP service publishes it in its OpenAPI document).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -127,7 +128,7 @@ class CompressRequest:
     def from_json(cls, raw: str | bytes) -> CompressRequest:
         """Parse and check a JSON request; every problem is a :class:`BadRequestError`."""
         try:
-            data = json.loads(raw, parse_int=_integer)
+            data = json.loads(raw, parse_int=_integer, parse_constant=_constant)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise BadRequestError(f"the request is not valid JSON: {exc}") from exc
         except RecursionError:
@@ -244,6 +245,10 @@ def _integer(digits: str) -> int:
     return int(digits)
 
 
+def _constant(name: str) -> float:
+    raise BadRequestError(f"{name} is not JSON: numbers in a request must be finite")
+
+
 def _keys(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -258,6 +263,8 @@ def _json_value(value: Any, depth: int = 0) -> Any:
         raise BadRequestError(f"the 'json' value nests deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, str):
         text("a string in 'json'", value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise BadRequestError("a number in 'json' is not finite: JSON has no NaN or Infinity")
     elif isinstance(value, list):
         for item in value:
             _json_value(item, depth + 1)

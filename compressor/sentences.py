@@ -38,6 +38,9 @@ def sentence_starts(text: str) -> list[int]:
     return starts
 
 
+# Kept sentences may hold at most this many times the budget (more keeps everything).
+MAX_BUDGET_RATIO = 100.0
+
 @dataclass(frozen=True)
 class SentenceFilter:
     """Which sentences token-level compression may draw from.
@@ -56,8 +59,10 @@ class SentenceFilter:
     def __post_init__(self) -> None:
         for name in ("keep_first", "keep_last", "keep_number"):
             non_negative_int(name, getattr(self, name))
-        if not number("budget_ratio", self.budget_ratio) >= 1.0:
-            raise BadRequestError(f"budget_ratio={self.budget_ratio} must be at least 1")
+        if not 1.0 <= number("budget_ratio", self.budget_ratio) <= MAX_BUDGET_RATIO:
+            raise BadRequestError(
+                f"budget_ratio={self.budget_ratio} must be between 1 and {MAX_BUDGET_RATIO:g}"
+            )
 
     def allowed(
         self,

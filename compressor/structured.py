@@ -140,7 +140,10 @@ class JsonLayout:
                 return [fill(v) for v in node]
             return node
 
-        return json.dumps(fill(self.skeleton), ensure_ascii=False)
+        try:
+            return json.dumps(fill(self.skeleton), ensure_ascii=False, allow_nan=False)
+        except ValueError as exc:  # NaN or Infinity: not JSON, and the result must parse
+            raise BadRequestError(f"the value to compress is not valid JSON: {exc}") from exc
 
 
 @dataclass(frozen=True)

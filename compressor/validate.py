@@ -15,6 +15,7 @@ tersify.errors.BadRequestError: keep_first=True must be a non-negative integer
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Sequence
 
 from tersify.errors import BadRequestError
@@ -25,9 +26,23 @@ __all__ = [
     "non_negative_int",
     "number",
     "positive_int",
+    "show",
     "text",
     "texts",
 ]
+
+
+_SHORT = reprlib.Repr()  # keyword arguments only from Python 3.12
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxlevel = 40, 40, 6, 4, 2
+
+
+def show(value: object) -> str:
+    """``repr(value)`` cut short, so that a huge or deep value never floods a message.
+
+    >>> show(list(range(100)))
+    '[0, 1, 2, 3, 4, 5, ...]'
+    """
+    return _SHORT.repr(value)
 
 
 def _has_lone_surrogate(value: str) -> bool:
@@ -78,13 +93,13 @@ def texts(name: str, value: object) -> list[str]:
 def number(name: str, value: object) -> float:
     """``value`` as a finite number (booleans are not numbers here)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadRequestError(f"{name}={value!r} must be a number")
+        raise BadRequestError(f"{name}={show(value)} must be a number")
     try:
         result = float(value)
     except OverflowError:
         raise BadRequestError(f"{name} is too large a number") from None
     if not math.isfinite(result):
-        raise BadRequestError(f"{name}={value!r} must be a finite number")
+        raise BadRequestError(f"{name}={show(value)} must be a finite number")
     return result
 
 
@@ -97,13 +112,13 @@ def fraction(
     high_ok = result < 1 if high_open else result <= 1
     if not (low_ok and high_ok):
         interval = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
-        raise BadRequestError(f"{name}={value!r} must be in {interval}{hint}")
+        raise BadRequestError(f"{name}={show(value)} must be in {interval}{hint}")
     return result
 
 
 def _integer(name: str, value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequestError(f"{name}={value!r} must be a {what} integer")
+        raise BadRequestError(f"{name}={show(value)} must be a {what} integer")
     return value
 
 
@@ -111,7 +126,7 @@ def non_negative_int(name: str, value: object) -> int:
     """``value`` as an integer >= 0."""
     result = _integer(name, value, "non-negative")
     if result < 0:
-        raise BadRequestError(f"{name}={value!r} must be a non-negative integer")
+        raise BadRequestError(f"{name}={show(value)} must be a non-negative integer")
     return result
 
 
@@ -119,12 +134,12 @@ def positive_int(name: str, value: object) -> int:
     """``value`` as an integer >= 1."""
     result = _integer(name, value, "positive")
     if result < 1:
-        raise BadRequestError(f"{name}={value!r} must be a positive integer")
+        raise BadRequestError(f"{name}={show(value)} must be a positive integer")
     return result
 
 
 def choice(name: str, value: object, choices: Sequence[str]) -> str:
     """``value`` as one of ``choices``."""
     if not isinstance(value, str) or value not in choices:
-        raise BadRequestError(f"{name}={value!r} must be one of {', '.join(choices)}")
+        raise BadRequestError(f"{name}={show(value)} must be one of {', '.join(choices)}")
     return value
