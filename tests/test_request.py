@@ -15,6 +15,7 @@ from tersify.options import OPTIONS, PRESETS, filters, resolve
 from tersify.request import CompressRequest, answer, compress, request_schema
 from tersify.service import create_app
 
+from fakes import FakeScorer
 from texts import sample_text
 
 NEEDLE = "The access code for the north gate is 4817."
@@ -127,6 +128,11 @@ def test_segments_and_json_over_the_wire(fake_compressor: Compressor) -> None:
         ({"use_token_level_filter": False}, "use_token_level_filter"),
         ({"explain": "yes"}, "explain"),
         ({"iterative_size": 100}, "iterative_size"),
+        ({"context_budget": "+" + "9" * 400}, "context_budget"),
+        ({"context_budget": "+\u0661\u0662"}, "context_budget"),
+        ({"token_budget_ratio": "x"}, "token_budget_ratio"),
+        ({"use_sentence_level_filter": True, "token_budget_ratio": 1e308}, "token_budget_ratio"),
+        ({"force_context_ids": [[[[1]]]] * 1000}, "force_context_ids"),
     ],
 )
 def test_invalid_options_are_400s_naming_the_field(
@@ -158,3 +164,17 @@ def test_explain_adds_an_explanation_only_when_asked(fake_compressor: Compressor
     assert explained["compressed_prompt"] == plain["compressed_prompt"]
     contexts = explained["explanation"]["contexts"]
     assert len(contexts) == 5 and all(sum(c["kept"]) == c["length"] for c in contexts)
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"])
+def test_non_finite_numbers_are_not_json(literal: bytes) -> None:
+    with pytest.raises(BadRequestError, match="finite"):
+        CompressRequest.from_json(b'{"json": {"a": ' + literal + b', "b": "text"}}')
+    with pytest.raises(BadRequestError, match="not valid JSON"):
+        Compressor(FakeScorer()).compress_json({"a": float("nan"), "b": "some text " * 50})
+
+
+def test_messages_never_echo_a_huge_value(fake_compressor: Compressor) -> None:
+    client = TestClient(create_app(fake_compressor))
+    done = client.post("/compress", json=_request(force_context_ids=[[[[1]]]] * 1000))
+    assert done.status_code == 400 and len(done.json()["error"]["message"]) < 300
