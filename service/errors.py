@@ -26,6 +26,7 @@ from tersify.errors import (
     InternalError,
     LimitExceededError,
     OverloadedError,
+    ScorerError,
     ScorerTimeoutError,
     ScorerUnavailableError,
     TersifyError,
@@ -88,6 +89,9 @@ STATUS: dict[type[BaseException], int] = {
     DeadlineExceededError: 504,
     ScorerTimeoutError: 504,
     ScorerUnavailableError: 503,
+    # Any other scorer failure (a Triton restarting mid-request, say): the scorer's, and
+    # a retry may succeed; the message carries what the scorer said.
+    ScorerError: 503,
     UpstreamError: 502,
     ShuttingDownError: 503,
     ExportError: 500,

@@ -388,12 +388,15 @@ class GuardMiddleware:
             error_log.error("request %s failed", request_id, exc_info=failure)
         if failure is not None:
             fields["error"] = type(failure).__name__
+            if status >= 500 and isinstance(failure, TersifyError):
+                fields["message"] = " ".join(str(failure).split())[:500]
         access_log.info(
-            "%s %s %s %s %.1fms",
+            "%s %s %s %s %.1fms%s",
             request_id,
             fields["method"],
             fields["path"],
             status,
             fields["duration_ms"],
+            f" {fields['error']}: {fields.get('message', '')}" if "error" in fields else "",
             extra={"fields": fields},
         )

@@ -170,11 +170,6 @@ def test_a_foreign_host_header_is_421(served: Served) -> None:
     assert answer.startswith(b"HTTP/1.1 421")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="all windows go to the scorer in one call, so the deadline is checked once: "
-    "needs chunked scorer calls in tersify.metering (the lead's part)",
-)
 def test_a_client_that_leaves_mid_compression_frees_the_cores(served: Served) -> None:
     body = _big_request()
     head = (
