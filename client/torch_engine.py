@@ -51,6 +51,10 @@ class EngineOptions:
     lengths: tuple[int, ...] = (64, 128, 256, 512)
     cuda_graphs: bool = True
     rows_per_chunk: int = 0  # 0: 2048 rows on CUDA, 256 on a CPU (fp32 logits per chunk)
+    # On CUDA, one Triton kernel reads each row of bf16 logits once and accumulates its
+    # log-sum-exp in fp32 (online), instead of materialising fp32 logits; "torch" is the
+    # plain PyTorch path (and what a CPU always runs).
+    log_softmax: Literal["fused", "torch"] = "fused"
 
     def __post_init__(self) -> None:
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
@@ -60,6 +64,8 @@ class EngineOptions:
         for name, values in (("batch_sizes", self.batch_sizes), ("lengths", self.lengths)):
             if not values or any(int(v) < 1 for v in values):
                 raise ScorerUnavailableError(f"{name}={values} must be positive integers")
+        if self.log_softmax not in ("fused", "torch"):
+            raise ScorerUnavailableError(f"log_softmax={self.log_softmax!r}: use fused or torch")
         if self.rows_per_chunk < 0:
             raise ScorerUnavailableError(f"rows_per_chunk={self.rows_per_chunk} must be >= 0")
 
@@ -79,6 +85,7 @@ class EngineOptions:
             lengths=ints("engine_lengths", base.lengths),
             cuda_graphs=parameters.get("engine_cuda_graphs", "true").lower()
             in ("1", "true", "yes"),
+            log_softmax=parameters.get("engine_log_softmax", base.log_softmax),  # type: ignore[arg-type]
             rows_per_chunk=int(parameters.get("engine_rows_per_chunk", base.rows_per_chunk)),
         )
 
@@ -108,6 +115,9 @@ class TorchEngine:
         self._decoder = model.get_decoder()
         self._head = model.get_output_embeddings()
         self._softcap = getattr(model.config, "final_logit_softcapping", None)
+        self._fused = None
+        if self.device.type == "cuda" and self.options.log_softmax == "fused" and not self._softcap:
+            self._fused = _fused_token_logprobs()
         self._graphs: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
         self.capture_seconds = 0.0
         self.capture_error: str | None = None
@@ -154,6 +164,10 @@ class TorchEngine:
             picked = torch.empty(rows.shape[0], dtype=torch.float32, device=ids.device)
             step = self.options.rows_per_chunk or (2048 if self.device.type == "cuda" else 256)
             for start in range(0, rows.shape[0], step):
+                if self._fused is not None:
+                    logits = self._head(rows[start : start + step])
+                    self._fused(logits, targets[start : start + step], picked[start : start + step])
+                    continue
                 logits = self._head(rows[start : start + step]).float()
                 if self._softcap:
                     logits = torch.tanh(logits / self._softcap) * self._softcap
@@ -226,3 +240,40 @@ class TorchEngine:
     def _bucket(self, batch: int, length: int) -> tuple[int, int] | None:
         fitting = [(b, n) for (b, n) in self._graphs if b >= batch and n >= length]
         return min(fitting, key=lambda bn: bn[0] * bn[1]) if fitting else None
+
+
+def _fused_token_logprobs() -> Any:
+    """A launcher ``(logits [rows, vocab], targets [rows, 1], out [rows])`` or None.
+
+    ``out[r] = logits[r, targets[r]] - logsumexp(logits[r])``, the sum accumulated in fp32
+    with a running maximum, reading the (bf16) logits once. None where Triton is missing.
+    """
+    try:
+        import triton
+        import triton.language as tl
+    except ImportError:
+        return None
+
+    @triton.jit  # type: ignore[untyped-decorator]
+    def kernel(logits, targets, out, vocab, stride, block: tl.constexpr):  # type: ignore[no-untyped-def]
+        row = tl.program_id(0)
+        base = logits + row.to(tl.int64) * stride
+        running = tl.full([block], -1e30, tl.float32)
+        total = tl.zeros([block], tl.float32)
+        for start in range(0, vocab, block):
+            offsets = start + tl.arange(0, block)
+            x = tl.load(base + offsets, mask=offsets < vocab, other=float("-inf")).to(tl.float32)
+            grown = tl.maximum(running, x)
+            total = total * tl.exp(running - grown) + tl.exp(x - grown)
+            running = grown
+        top = tl.max(running, 0)
+        lse = top + tl.log(tl.sum(total * tl.exp(running - top), 0))
+        target = tl.load(targets + row)
+        tl.store(out + row, tl.load(base + target).to(tl.float32) - lse)
+
+    def launch(logits: Any, targets: Any, out: Any) -> None:
+        rows, vocab = logits.shape
+        if rows:
+            kernel[(rows,)](logits, targets, out, vocab, logits.stride(0), block=4096)
+
+    return launch

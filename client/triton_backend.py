@@ -87,9 +87,19 @@ class TritonPythonModel:
             for index, ids in members:
                 part = np.ascontiguousarray(scores[row : row + len(ids)])
                 row += len(ids)
-                tensor = pb_utils.Tensor.from_dlpack(OUTPUT_NAME, part)
+                tensor = pb_utils.Tensor.from_dlpack(OUTPUT_NAME, self._exported(part))
                 responses[index] = pb_utils.InferenceResponse(output_tensors=[tensor])
         return responses
+
+    def _exported(self, array):
+        # Seen on an H100 with numpy 2.5: the stub refused numpy's own DLPack capsule
+        # ("PyCapsule_GetPointer called with incorrect name"); torch's legacy capsule is
+        # the one it reads. Without torch (the onnxruntime engine) numpy's is used.
+        if self.engine_name != "torch":
+            return array
+        import torch.utils.dlpack
+
+        return torch.utils.dlpack.to_dlpack(torch.from_numpy(array))
 
     def _checked(self, request):
         tensor = pb_utils.get_input_tensor_by_name(request, INPUT_NAME)

@@ -102,14 +102,22 @@ def build_scorer(kit: Path, work: Path, cpu: bool) -> tuple[Path, str]:
 class Server:
     """The kit's tritonserver with the python-form model running the torch engine."""
 
-    def __init__(self, work: Path, scorer: Path, cpu: bool, queue_delay_us: int) -> None:
+    def __init__(
+        self, work: Path, scorer: Path, cpu: bool, queue_delay_us: int, instances: int = 1
+    ) -> None:
         from tersify.bundle import Bundle
         from tersify.client.triton_config import Batching, ScorerConfig, write_model
 
         self.work = work
         repo = work / "repository"
         batching = Batching(max_queue_delay_us=queue_delay_us)
-        config = ScorerConfig(form="python", engine="torch", batching=batching, cuda_graphs=not cpu)
+        config = ScorerConfig(
+            form="python",
+            engine="torch",
+            batching=batching,
+            cuda_graphs=not cpu,
+            instance_count=instances,
+        )
         write_model(config, repo / MODEL, bundle=Bundle.open(scorer), symlink=True)
         self.http, self.grpc, self.metrics = _port(), _port(), _port()
         server = work / "server"
@@ -124,7 +132,7 @@ class Server:
         ]
         site += [p for p in sys.path if p.endswith("-packages") and p not in site]
         env["TERSIFY_SITE_PACKAGES"] = os.pathsep.join(site)
-        self.log = work / "tritonserver.log"
+        self.log = work / f"tritonserver-{instances}.log"
         command = [
             str(server / "bin" / "tritonserver"),
             f"--model-repository={repo}",
@@ -186,7 +194,7 @@ def seed_end_to_end(
     from tersify.client.triton import TritonScorer, TritonTarget
 
     client = TritonScorer(TritonTarget.parse(f"grpc://127.0.0.1:{grpc_port}"), Bundle.open(scorer))
-    compressor = Compressor(client)
+    compressor = Compressor(client, cache=False)  # every run asks the server
 
     def once() -> Any:
         return compressor.compress(
@@ -238,9 +246,10 @@ def perf_analyzer(
     )
     client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
 
-    def counts() -> tuple[int, int]:
+    def counts() -> tuple[int, int, int]:
         stats = client.get_inference_statistics(MODEL).model_stats[0]
-        return int(stats.inference_count), int(stats.execution_count)
+        failed = int(stats.inference_stats.fail.count)
+        return int(stats.inference_count), int(stats.execution_count), failed
 
     rows = []
     for level in levels:
@@ -281,6 +290,15 @@ def perf_analyzer(
             rows.append({"concurrency": level, "error": (done.stdout + done.stderr)[-800:]})
             continue
         inferences, executions = after[0] - before[0], after[1] - before[1]
+        if after[2] > before[2] or done.returncode != 0:
+            rows.append(
+                {
+                    "concurrency": level,
+                    "error": f"{after[2] - before[2]} failed requests, rc {done.returncode}: "
+                    + (done.stdout + done.stderr)[-600:],
+                }
+            )
+            continue
         rows.append(
             {
                 "concurrency": level,
@@ -294,50 +312,53 @@ def perf_analyzer(
     return rows
 
 
+def _timed(run: Any, repeat: int, warmup: int, sync: Any) -> float:
+    times = []
+    for i in range(repeat + warmup):
+        sync()
+        started = time.perf_counter()
+        run()
+        sync()
+        if i >= warmup:
+            times.append(time.perf_counter() - started)
+    return _ms(times)[0]
+
+
 def eager_lower_bound(scorer: Path, ids: list[int], cpu: bool, repeat: int) -> dict[str, Any]:
-    """One eager forward over the whole prompt, log-probs gathered on the device."""
+    """One eager forward over the whole prompt, log-probs gathered on the device; and the
+    engine alone (CUDA graphs) per bucket, with the fused and the plain log-softmax."""
     import torch
 
     from tersify.client.torch_engine import EngineOptions, TorchEngine
 
-    engine = TorchEngine.load(scorer, EngineOptions(device="cpu" if cpu else "auto"))
+    plain = EngineOptions(device="cpu" if cpu else "auto", log_softmax="torch")
+    engine = TorchEngine.load(scorer, plain)
     tensor = torch.tensor([ids], dtype=torch.int64, device=engine.device)
     sync = torch.cuda.synchronize if engine.device.type == "cuda" else (lambda: None)
-    times = []
-    warmup = 1 if cpu else 3
-    for i in range(repeat + warmup):
-        sync()
-        started = time.perf_counter()
-        engine.compute(tensor)
-        sync()
-        if i >= warmup:
-            times.append(time.perf_counter() - started)
-    p50, _ = _ms(times)
-    # The seed's windows as one batch through a captured graph: the engine's own floor.
+    report: dict[str, Any] = {
+        "tokens": len(ids),
+        "p50_ms": _timed(lambda: engine.compute(tensor), repeat, 1 if cpu else 3, sync),
+        "graphs": {},
+    }
+    if engine.device.type != "cuda":
+        return report
     windows = torch.zeros((-(-len(ids) // WINDOW), WINDOW), dtype=torch.int64)
     flat = torch.tensor(ids[: windows.numel()])
     windows.view(-1)[: len(flat)] = flat
-    graph_p50 = float("nan")
-    if engine.device.type == "cuda":
-        engine = TorchEngine(
-            engine.model, EngineOptions(batch_sizes=(len(windows),), lengths=(WINDOW,))
-        )
-        engine.capture()
-        graph = []
-        for i in range(repeat + 3):
-            sync()
-            started = time.perf_counter()
-            engine.run(windows.to(engine.device))
-            sync()
-            if i >= 3:
-                graph.append(time.perf_counter() - started)
-        graph_p50, _ = _ms(graph)
-    return {
-        "tokens": len(ids),
-        "p50_ms": p50,
-        "graph_batch": list(windows.shape),
-        "graph_p50_ms": graph_p50,
-    }
+    batches = {1: windows[:1], len(windows): windows, 16: windows.repeat(4, 1)[:16]}
+    outputs = {}
+    for kind in ("fused", "torch"):
+        options = EngineOptions(batch_sizes=tuple(batches), lengths=(WINDOW,), log_softmax=kind)
+        graphed = TorchEngine(engine.model, options)
+        graphed.capture()
+        for rows, ids_batch in batches.items():
+            on_device = ids_batch.to(graphed.device)
+            ms = _timed(lambda: graphed.run(on_device), repeat, 3, sync)  # noqa: B023
+            report["graphs"][f"{kind} [{rows}, {WINDOW}]"] = ms
+        outputs[kind] = graphed.run(windows.to(graphed.device)).clone()
+        report[f"{kind}_graph_buckets"] = len(graphed.graph_buckets)
+    report["fused_vs_torch_max_abs"] = float((outputs["fused"] - outputs["torch"]).abs().max())
+    return report
 
 
 LLMLINGUA_SCRIPT = r"""
@@ -446,7 +467,9 @@ def table(report: dict[str, Any]) -> str:
         ),
     ]
     for row in report["perf_analyzer"]:
-        measure = f"perf_analyzer [1, {WINDOW}] c={row['concurrency']}"
+        measure = f"perf_analyzer [1, {WINDOW}] c={row['concurrency']}" + (
+            f", {row['instances']} instances" if row.get("instances") else ""
+        )
         if "error" in row:
             lines.append(_row(measure, f"failed: {row['error'][-200:]!r}"))
             continue
@@ -461,11 +484,18 @@ def table(report: dict[str, Any]) -> str:
     lines.append(
         _row(f"eager PyTorch lower bound, [1, {eager['tokens']}]", f"{eager['p50_ms']:.1f} ms")
     )
-    if eager["graph_p50_ms"] == eager["graph_p50_ms"]:  # not NaN: measured on CUDA
+    for name, ms in eager.get("graphs", {}).items():
+        rows = int(name.split("[")[1].split(",")[0])
         lines.append(
             _row(
-                f"engine alone, CUDA graph {eager['graph_batch']} (the seed's windows)",
-                f"{eager['graph_p50_ms']:.1f} ms",
+                f"engine alone, CUDA graph, {name} log-softmax",
+                f"{ms:.2f} ms ({rows * WINDOW / ms:.0f}k tokens/s)",
+            )
+        )
+    if "fused_vs_torch_max_abs" in eager:
+        lines.append(
+            _row(
+                "fused vs plain log-softmax, max abs diff", f"{eager['fused_vs_torch_max_abs']:.2e}"
             )
         )
     if "error" in ll:
@@ -516,6 +546,18 @@ def run(args: argparse.Namespace) -> None:
             _say(f"   {row}")
     finally:
         server.stop()
+    if args.instances > 1 and not cpu:
+        _say(f"== {args.instances} model instances: perf_analyzer at concurrency 16, 32")
+        more = Server(work, scorer, cpu, args.queue_delay_us, args.instances)
+        try:
+            more.wait(600)
+            rows = perf_analyzer(work, more.grpc, window, [16, 32], args.interval_ms)
+            for row in rows:
+                row["instances"] = args.instances
+                _say(f"   {row}")
+            report["perf_analyzer"] += rows
+        finally:
+            more.stop()
     _say("== eager PyTorch lower bound")
     from tokenizers import Tokenizer
 
@@ -539,7 +581,7 @@ def run(args: argparse.Namespace) -> None:
     if out:
         Path(out, "results.json").write_text(json.dumps(report, indent=2))
         Path(out, "table.md").write_text(text + "\n")
-        Path(out, "tritonserver.log").write_text(server.log.read_text(errors="replace")[-200_000:])
+        Path(out, "tritonserver.log").write_text(server.log.read_text(errors="replace")[:100_000])
     _say(f"\n{text}\n\n(whole run {report['wall_s']:.0f}s)")
 
 
@@ -569,8 +611,11 @@ def main() -> None:
     go.add_argument(
         "--interval-ms", type=int, default=2000, help="perf_analyzer measurement window"
     )
-    go.add_argument("--queue-delay-us", type=int, default=500, help="dynamic batcher queue delay")
+    go.add_argument("--queue-delay-us", type=int, default=100, help="dynamic batcher queue delay")
     go.add_argument("--skip-llmlingua", action="store_true")
+    go.add_argument(
+        "--instances", type=int, default=2, help="also measure this many model instances (GPU)"
+    )
     conf = commands.add_parser("config-from-gguf")
     conf.add_argument("scorer")
     conf.add_argument("out")
