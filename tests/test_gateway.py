@@ -118,7 +118,8 @@ def test_openai_client_through_the_gateway(served: Served) -> None:
     assert completion.choices[0].message.content
     origin = int(raw.headers["x-tersify-origin-tokens"])
     compressed = int(raw.headers["x-tersify-compressed-tokens"])
-    assert 0 < compressed <= 0.4 * origin + 1 and float(raw.headers["x-tersify-seconds"]) > 0
+    # rate 0.4 of the context, the question (a dozen tokens) kept on top
+    assert 0 < compressed < 0.5 * origin and float(raw.headers["x-tersify-seconds"]) > 0
     # The same request straight to the upstream: the gateway's prompt is far shorter.
     direct = OpenAI(base_url=served.upstream.url, api_key=UPSTREAM_KEY, max_retries=0)
     full = direct.chat.completions.create(
