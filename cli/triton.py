@@ -76,7 +76,7 @@ def triton_repo(args: argparse.Namespace) -> int:
     bundle = None
     if args.scorer:
         bundle = Bundle.open(resolve_scorer_folder(args.scorer, Settings.from_env()))
-    written = write_repository(Path(args.out), tensorrt_fp16=args.tensorrt_fp16, bundle=bundle)
+    written = write_repository(Path(args.out), tensorrt_fp16=not args.no_tensorrt, bundle=bundle)
     for path in written:
         sys.stdout.write(f"{path}\n")
     return 0
@@ -105,7 +105,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     repo = actions.add_parser("repo", help="write the model repository configuration")
     repo.add_argument("--out", default="model_repository")
     repo.add_argument(
-        "--tensorrt-fp16", action="store_true", help="TensorRT EP with FP16 in production"
+        "--tensorrt-fp16",
+        action="store_true",
+        help="TensorRT EP with FP16 in the production form (the default; kept for scripts)",
+    )
+    repo.add_argument(
+        "--no-tensorrt",
+        action="store_true",
+        help="production form on the CUDA execution provider only, without TensorRT"
     )
     repo.add_argument(
         "--scorer", default=None, help="also place this exported scorer's model files"

@@ -92,7 +92,12 @@ FIELDS: Mapping[str, Mapping[str, Any]] = {
 
 
 def request_schema() -> dict[str, Any]:
-    """The request's JSON schema: every field and option with its range and default."""
+    """The request's JSON schema: every field and option with its range and default.
+
+    >>> schema = request_schema()
+    >>> schema["properties"]["rate"]["maximum"], schema["properties"]["mode"]["default"]
+    (1, 'token')
+    """
     properties: dict[str, Any] = {name: dict(spec) for name, spec in FIELDS.items()}
     for option in OPTIONS:
         properties[option.name] = option.json_schema()

@@ -95,7 +95,7 @@ class Selection:
     def units(self, index: int) -> Units:
         """The units of text ``index``, grouped once."""
         if index not in self._units:
-            self._units[index] = group_units(self.tokens[index].offsets, len(self._texts[index]))
+            self._units[index] = group_units(self.tokens[index].offsets, self._texts[index])
         return self._units[index]
 
     def _losses(self, indices: Sequence[int], prefix: IntArray | None) -> list[FloatArray]:
