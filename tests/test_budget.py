@@ -78,7 +78,7 @@ def test_targets_round_half_up_and_never_exceed_the_origin(
         ({"rate": 1.01}, r"rate=1.01 must be in \(0, 1\]"),
         ({"ratio": 1.0}, r"ratio=1.0 must be in \[0, 1\): the fraction removed"),
         ({"ratio": -0.01}, r"ratio=-0.01 must be in \[0, 1\)"),
-        ({"rate": 0.5, "ratio": 0.5}, r"give rate or ratio, not both \(rate = 1 - ratio\)"),
+        ({"rate": 0.5, "ratio": 0.5}, r"^give rate or ratio, not both \(rate = 1 - ratio\)$"),
         ({"target_token": 0}, "target_token=0 must be a positive integer"),
         ({"target_token": True}, "target_token=True must be a positive integer"),
     ],

@@ -89,7 +89,7 @@ def _replay_iterative(
     kept: list[list[int]] = [[] for _ in sequences]
     position = [0] * len(sequences)
     losses = [np.zeros(len(s), dtype=np.float32) for s in sequences]
-    carried_any = 0
+    carried_any = 0 if context else 3
     for call in spy.calls:
         active = [s for s in range(len(sequences)) if position[s] < len(sequences[s])]
         assert len(call) == len(active)  # one window per unfinished sequence per step
@@ -113,7 +113,7 @@ def _replay_iterative(
     return losses
 
 
-@pytest.mark.parametrize("keep_fraction", [0.2, 0.6])
+@pytest.mark.parametrize("keep_fraction", [0.01, 0.2, 0.6])
 def test_each_iterative_window_carries_what_earlier_windows_kept(keep_fraction: float) -> None:
     spy = WindowSpy(FakeScorer(max_window=40))
     sequences = [
@@ -124,10 +124,23 @@ def test_each_iterative_window_carries_what_earlier_windows_kept(keep_fraction: 
     got = iterative_losses(spy, sequences, plan, keep_fraction)  # type: ignore[arg-type]
     want = _replay_iterative(spy, sequences, context=8, keep_fraction=keep_fraction, head=1)
     for g, w in zip(got, want):
+        assert g.dtype == np.float32
         np.testing.assert_array_equal(g, w)
     # conditioned on kept tokens only: not the original text before the window
     window, _ = spy.calls[1][0]
     assert window[1:9].tolist() != sequences[0][39 - 8 : 39].tolist()
+
+
+def test_iterative_windows_without_overlap_carry_nothing() -> None:
+    spy = WindowSpy(FakeScorer(max_window=40))
+    sequences = [spy.tokenize(sample_text("english", 600, 35)).ids]
+    iterative_losses(spy, sequences, WindowPlan(size=40, overlap=0), 0.5)  # type: ignore[arg-type]
+    assert len(spy.calls) > 2
+    position = 0
+    for call in spy.calls:
+        ((window, _),) = call
+        assert window[1:].tolist() == sequences[0][position : position + len(window) - 1].tolist()
+        position += len(window) - 1
 
 
 def test_iterative_windows_with_a_question_prefix() -> None:

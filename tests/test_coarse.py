@@ -283,6 +283,12 @@ def test_question_scores_are_the_best_chunks_mean_question_log_prob() -> None:
                 if len(part):
                     best = max(best, float(np.mean(part)))
             assert score == pytest.approx(best, rel=1e-6)
+    assert got.dtype == np.float32
+    without_bos = FakeScorer(max_window=40)
+    without_bos.bos_token_id = None
+    got = question_scores(without_bos, docs[:1], question, "after")
+    row = whole.logprobs([np.concatenate([docs[0], question])])[0]
+    assert got[0] == pytest.approx(float(np.mean(row[len(docs[0]) :])), rel=1e-6)
     with pytest.raises(BadRequestError, match=r"the question \(25 scorer tokens\) leaves no room"):
         question_scores(scorer, docs, np.arange(25, dtype=np.int64), "after")
     question_scores(scorer, docs, np.arange(23, dtype=np.int64), "after")  # 40 - 1 - 23 = 16
@@ -322,6 +328,7 @@ def test_dynamic_weights_by_rank_with_a_floor() -> None:
     got = dynamic_weights([2, 0], [0, 1, 2], 0.2, 0.5)  # ranks among the kept: 0 first
     np.testing.assert_allclose(got, [0.3 / 0.5, 0.7 / 0.5], rtol=1e-6)
     np.testing.assert_allclose(dynamic_weights([1], [1], 0.3, 0.5), [0.8 / 0.5], rtol=1e-6)
+    assert got.dtype == np.float32
 
 
 @pytest.mark.parametrize(

@@ -70,7 +70,7 @@ def test_unit_scores_sum_the_chosen_token_scores() -> None:
     only_conditioned = TokenFilter(condition_on_question=True)
     assert unit_scores(units, None, conditioned, only_conditioned).tolist() == [1, 1, 3]
     assert unit_scores(units, plain, None, TokenFilter(contrastive=True)).tolist() == [3, 3, 15]
-    with pytest.raises(TersifyError, match="no token scores"):
+    with pytest.raises(TersifyError, match=r"^unit_scores got no token scores to rank units by$"):
         unit_scores(units, None, None, TokenFilter())
     with pytest.raises(TersifyError, match="no token scores"):
         unit_scores(units, None, conditioned, TokenFilter())

@@ -147,10 +147,15 @@ def test_windows_leave_room_after_the_prefix() -> None:
     ids = scorer.tokenize("a b c d e f g h i j").ids
     plan = WindowPlan(size=16, overlap=2)
     token_losses(scorer, [ids], plan, np.arange(11, dtype=np.int64))  # 16 - 1 - 11 = 4: fits
-    with pytest.raises(BadRequestError, match="windows of 16 ids leave no room after a 13-id prefix"):
+    with pytest.raises(BadRequestError, match="windows of 16 ids leave no room after a 13-id"):
         token_losses(scorer, [ids], plan, np.arange(12, dtype=np.int64))
-    with pytest.raises(BadRequestError, match="windows leave no room after the prefix"):
-        iterative_losses(scorer, [ids], plan, 0.5, np.arange(11, dtype=np.int64))
+    # iterative: capacity 16 - 1 - 7 = 8, of which 4 carried: 4 new tokens per window fit
+    plan = WindowPlan(size=16, overlap=4)
+    iterative_losses(scorer, [ids], plan, 0.5, np.arange(7, dtype=np.int64))
+    with pytest.raises(
+        BadRequestError, match=r"^windows leave no room after the prefix; use larger windows$"
+    ):
+        iterative_losses(scorer, [ids], plan, 0.5, np.arange(9, dtype=np.int64))
 
 
 def test_without_bos_a_single_token_has_nothing_to_compare_with() -> None:
@@ -162,4 +167,10 @@ def test_without_bos_a_single_token_has_nothing_to_compare_with() -> None:
     ids = scorer.tokenize("alpha beta gamma delta").ids
     iterative = iterative_losses(scorer, [ids], WindowPlan(size=16, overlap=2), 0.5)[0]
     assert iterative[0] == iterative[1:].max() > 0
+    assert iterative.dtype == np.float32
+    two = scorer.tokenize("alpha beta").ids[::2]  # two tokens: the first ranks as the second
+    assert len(two) == 2
+    for losses in (token_losses, lambda *a: iterative_losses(*a, 0.5)):
+        got = losses(scorer, [two], WindowPlan(size=16, overlap=2))[0]
+        assert got[0] == got[1] > 0
     assert token_losses(scorer, [], WindowPlan()) == []
