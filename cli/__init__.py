@@ -61,7 +61,7 @@ def _compress(args: argparse.Namespace) -> int:
     request = CompressRequest.from_json(raw)
     if args.explain:
         request = dataclasses.replace(request, explain=True)
-    compressor = Compressor(args.scorer, encoding=args.encoding, limits=limits)
+    compressor = Compressor(serve.scorer_from(args), encoding=args.encoding, limits=limits)
     result = compress(request, compressor, deadline=Deadline(args.timeout))
     text = json.dumps(answer(result, args.price_per_1k), ensure_ascii=False, indent=4)
     sys.stdout.write(text + "\n")
@@ -77,7 +77,12 @@ def _export(args: argparse.Namespace) -> int:
             sys.stderr.flush()
 
     folder = export_scorer(
-        args.model, args.out, int8=args.int8, skip_existing=args.skip_existing, progress=say
+        args.model,
+        args.out,
+        int8=args.int8,
+        openvino=args.openvino,
+        skip_existing=args.skip_existing,
+        progress=say,
     )
     if args.triton_repo:
         from tersify.client import Bundle
@@ -164,6 +169,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", default=None, help="output folder (default: under TERSIFY_HOME)")
     export.add_argument("--int8", action="store_true", help="also write a dynamic int8 variant")
     export.add_argument(
+        "--openvino",
+        action="store_true",
+        help="also write the openvino variant (needs openvino), checked against fp32",
+    )
+    export.add_argument(
         "--skip-existing", action="store_true", help="do nothing when a complete scorer is there"
     )
     export.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -182,6 +192,12 @@ def _compression_options(parser: argparse.ArgumentParser) -> None:
         "--scorer",
         default=None,
         help="exported scorer name or folder, or grpc://HOST:PORT (default: gemma-3-270m)",
+    )
+    parser.add_argument(
+        "--variant",
+        default=None,
+        help="the exported variant to run: fp32 (onnxruntime), openvino; default: the fastest "
+        "one the export checked that this machine runs",
     )
     parser.add_argument(
         "--encoding",

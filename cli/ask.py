@@ -65,7 +65,7 @@ def api_key(variable: str | None) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``tersify ask``."""
-    from tersify.cli import _read_input  # the command line's one way to read a request
+    from tersify.cli import _read_input, serve  # the command line's one way to read a request
     from tersify.compressor import Compressor
     from tersify.integrations.ask import ask
     from tersify.request import CompressRequest
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     key = api_key(args.api_key_env)
     if args.max_tokens is not None and args.max_tokens < 1:
         raise BadRequestError(f"--max-tokens {args.max_tokens} must be at least 1")
-    compressor = Compressor(args.scorer, encoding=args.encoding)
+    compressor = Compressor(serve.scorer_from(args), encoding=args.encoding)
     result = ask(
         request,
         llm=args.llm,

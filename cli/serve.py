@@ -13,7 +13,7 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tersify.errors import BadRequestError, TersifyError
 from tersify.limits import (
@@ -68,7 +68,7 @@ def serve(args: argparse.Namespace) -> int:
             f"this port can use it; set {TOKEN_ENV} or --token-file\n"
         )
     gateway = gateway_from(args)  # before the scorer loads: a bad flag fails at once
-    compressor = Compressor(args.scorer, encoding=args.encoding, limits=limits)
+    compressor = Compressor(scorer_from(args), encoding=args.encoding, limits=limits)
     # Compressions hold the GIL in Python loops; a short switch interval lets the event
     # loop (health checks, 429s, the next body) have it back sooner.
     sys.setswitchinterval(0.001)
@@ -219,6 +219,15 @@ def limit_options(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_SCORER_TOKENS,
         help=f"most scorer tokens in one request (default {DEFAULT_MAX_SCORER_TOKENS})",
     )
+
+
+def scorer_from(args: argparse.Namespace) -> Any:
+    """What ``--scorer`` and ``--variant`` name: the spec itself, or a scorer opened with it."""
+    if getattr(args, "variant", None) is None:
+        return args.scorer
+    from tersify import Compressor
+
+    return Compressor.open(args.scorer, variant=args.variant)
 
 
 def limits_from(args: argparse.Namespace) -> Limits:

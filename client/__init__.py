@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,11 @@ from tersify.bundle import Bundle, Manifest
 from tersify.scoring import Scorer
 from tersify.settings import Settings
 
-__all__ = ["Bundle", "Manifest", "open_scorer", "resolve_scorer_folder"]
+__all__ = ["Bundle", "Manifest", "default_variant", "open_scorer", "resolve_scorer_folder"]
+
+# Fastest first; ``tersify export`` writes a variant only after checking it against fp32.
+_PREFERENCE = ("openvino", "fp32")
+_OPENVINO = ("openvino", "openvino-int8")
 
 
 def resolve_scorer_folder(spec: str | os.PathLike[str] | None, settings: Settings) -> Path:
@@ -26,10 +31,27 @@ def resolve_scorer_folder(spec: str | os.PathLike[str] | None, settings: Setting
     return settings.scorer_folder(name)
 
 
+def default_variant(bundle: Bundle, providers: Sequence[str] | None = None) -> str:
+    """The fastest checked variant this machine runs, ``fp32`` when nothing else fits.
+
+    ``openvino`` where it was exported and OpenVINO is installed (on the CPU: with
+    ``providers`` given, onnxruntime keeps the run).
+    """
+    for variant in _PREFERENCE:
+        if variant not in bundle.manifest.model_files:
+            continue
+        if variant in _OPENVINO and (
+            providers is not None or importlib.util.find_spec("openvino") is None
+        ):
+            continue
+        return variant
+    return "fp32"
+
+
 def open_scorer(
     spec: str | os.PathLike[str] | None = None,
     *,
-    variant: str = "fp32",
+    variant: str | None = None,
     providers: Sequence[str] | None = None,
     settings: Settings | None = None,
 ) -> Scorer:
@@ -39,6 +61,8 @@ def open_scorer(
     ``grpc://HOST:PORT[?scorer=NAME]`` takes log-probs from Triton and tokenizes with the
     local export of NAME (the default scorer when it is left out); several instances,
     ``grpc://H1:P1,H2:P2,...``, share the windows (:mod:`tersify.client.triton_pool`).
+    ``variant`` picks an exported variant (``fp32`` is onnxruntime on the fp32 graph);
+    ``None`` takes :func:`default_variant`.
     """
     settings = settings or Settings.from_env()
     if isinstance(spec, str) and "://" in spec:
@@ -53,7 +77,12 @@ def open_scorer(
         # Triton returns log-probs; the tokenizer is the local export of the same model.
         bundle = Bundle.open(resolve_scorer_folder(target.scorer, settings))
         return TritonScorer(target, bundle)
-    folder = resolve_scorer_folder(spec, settings)
+    bundle = Bundle.open(resolve_scorer_folder(spec, settings))
+    chosen = variant or default_variant(bundle, providers)
+    if chosen in _OPENVINO:
+        from tersify.client.openvino import OpenVinoScorer  # needs [openvino]
+
+        return OpenVinoScorer(bundle, variant=chosen)
     from tersify.client.onnx import OnnxScorer  # onnxruntime loads only when needed
 
-    return OnnxScorer(Bundle.open(folder), variant=variant, providers=providers)
+    return OnnxScorer(bundle, variant=chosen, providers=providers)

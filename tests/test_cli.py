@@ -135,3 +135,18 @@ def test_export_places_model_files_in_a_triton_repository(
         assert (version / "model.onnx").is_file() and (version / "model.onnx.data").is_file()
         assert (repo / form / "tersify_scorer" / "config.pbtxt").is_file()
     assert (repo / "python" / "tersify_scorer" / "1" / "model.py").is_file()
+
+
+def test_variant_flag_picks_an_exported_variant(tiny_scorer_dir: Path) -> None:
+    request = json.dumps({"context": "Alice met Bob in Paris. " * 30, "rate": 0.5}).encode()
+    default = tersify("compress", "--scorer", str(tiny_scorer_dir), "-", stdin=request)
+    fp32 = tersify(
+        "compress", "--scorer", str(tiny_scorer_dir), "--variant", "fp32", "-", stdin=request
+    )
+    assert default.returncode == fp32.returncode == 0, fp32.stderr.decode()
+    assert default.stdout == fp32.stdout
+    missing = tersify(
+        "compress", "--scorer", str(tiny_scorer_dir), "--variant", "nope", "-", stdin=request
+    )
+    assert missing.returncode == 1
+    assert b"no 'nope' variant" in missing.stderr and len(missing.stderr.splitlines()) == 1

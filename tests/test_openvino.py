@@ -14,7 +14,7 @@ from tersify import Compressor
 from tersify.bundle import Bundle
 from tersify.client.onnx import OnnxScorer
 from tersify.client.openvino import OpenVinoScorer
-from tersify.errors import ExportError
+from tersify.errors import ExportError, ScorerUnavailableError
 from tersify.export import openvino as ov_variant
 
 from texts import sample_text
@@ -78,3 +78,41 @@ def test_a_disagreeing_engine_is_refused(
     with pytest.raises(ExportError, match="OpenVINO disagrees"):
         export_scorer(str(tiny_model_dir), tmp_path / "refused", openvino=True)
     assert not (tmp_path / "refused").exists()
+
+
+def test_default_variant_is_openvino_where_exported(ov_scorer_dir: Path, tmp_path: Path) -> None:
+    from tersify.client import open_scorer
+
+    assert isinstance(open_scorer(ov_scorer_dir), OpenVinoScorer)
+    assert isinstance(open_scorer(ov_scorer_dir, variant="fp32"), OnnxScorer)
+    assert isinstance(open_scorer(ov_scorer_dir, providers=["CPUExecutionProvider"]), OnnxScorer)
+    with pytest.raises(ScorerUnavailableError, match="has no 'openvino-int8' variant"):
+        open_scorer(ov_scorer_dir, variant="openvino-int8")
+
+
+def test_cli_variants_answer_alike(ov_scorer_dir: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    request = json.dumps({"context": sample_text("mixed", 2000, 9), "rate": 0.4}).encode()
+    answers = [
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tersify.cli",
+                "compress",
+                "--scorer",
+                str(ov_scorer_dir),
+                *flags,
+                "-",
+            ],
+            input=request,
+            capture_output=True,
+            check=True,
+            timeout=600,
+        ).stdout
+        for flags in ([], ["--variant", "fp32"], ["--variant", "openvino"])
+    ]
+    assert answers[0] == answers[1] == answers[2]
