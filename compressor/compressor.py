@@ -105,7 +105,9 @@ class Compressor:
     tokens). ``cache`` keeps the log-probs of windows seen before (a document retrieved
     again costs almost nothing, with the same output): ``True`` gives this compressor its
     own in-memory :class:`~tersify.cache.ScoreCache`, a ``ScoreCache`` is shared (or kept
-    on disk), ``False`` scores every window every time.
+    on disk), ``False`` scores every window every time. ``variant`` picks an exported
+    variant (``"fp32"``: onnxruntime, as before variants); by default the fastest one the
+    export checked that this machine runs.
 
     >>> compressor = Compressor()  # doctest: +SKIP
     >>> compressor.compress(["A long document ..."], question="Why?", rate=0.5)  # doctest: +SKIP
@@ -119,9 +121,15 @@ class Compressor:
         window: WindowPlan | None = None,
         limits: Limits | None = None,
         cache: bool | ScoreCache = True,
+        variant: str | None = None,
     ) -> None:
         if scorer is None or isinstance(scorer, (str, os.PathLike)):
-            scorer = self.open(scorer)
+            scorer = self.open(scorer, variant=variant)
+        elif variant is not None:
+            raise BadRequestError(
+                f"variant={variant!r} applies to a scorer tersify opens (a name or a folder), "
+                "not to a Scorer object"
+            )
         if not isinstance(scorer, Scorer):
             raise BadRequestError(
                 f"scorer={scorer!r} is not a Scorer: pass None, a model name, a folder, "

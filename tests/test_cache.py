@@ -223,3 +223,8 @@ def test_compressors_share_a_given_cache() -> None:
 def test_cache_argument_is_checked() -> None:
     with pytest.raises(BadRequestError, match="cache="):
         Compressor(FakeScorer(), cache="yes")  # type: ignore[arg-type]
+
+
+def test_variant_is_for_scorers_tersify_opens() -> None:
+    with pytest.raises(BadRequestError, match="variant="):
+        Compressor(FakeScorer(), variant="fp32")
