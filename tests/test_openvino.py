@@ -116,3 +116,8 @@ def test_cli_variants_answer_alike(ov_scorer_dir: Path) -> None:
         for flags in ([], ["--variant", "fp32"], ["--variant", "openvino"])
     ]
     assert answers[0] == answers[1] == answers[2]
+
+
+def test_compressor_variant_argument(ov_scorer_dir: Path) -> None:
+    assert isinstance(Compressor(str(ov_scorer_dir), variant="fp32").scorer, OnnxScorer)
+    assert isinstance(Compressor(str(ov_scorer_dir)).scorer, OpenVinoScorer)
