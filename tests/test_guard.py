@@ -114,11 +114,14 @@ def test_a_queued_request_past_its_deadline_is_504() -> None:
 
     async def queued() -> list[httpx.Response]:
         async with _client(scorer, max_inflight=1, max_queue=4) as client:
-            first = client.post("/compress", content=SMALL, headers=JSON)
-            second = client.post(
+            admission = client._transport.app.state.guard.admission  # type: ignore[attr-defined]
+            first = asyncio.ensure_future(client.post("/compress", content=SMALL, headers=JSON))
+            while admission.running == 0:
+                await asyncio.sleep(0.01)
+            second = await client.post(
                 "/compress", content=SMALL, headers={**JSON, "x-tersify-timeout": "0.2"}
             )
-            return list(await asyncio.gather(first, second))
+            return [await first, second]
 
     first, second = _run(queued())
     assert first.status_code == 200
