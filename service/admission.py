@@ -1,12 +1,16 @@
 """Admission control: a fixed number of compressions in flight and a bounded wait queue.
 
-A request takes a *ticket* before it reads its body; at most ``max_inflight + max_queue``
+A request takes a *ticket* once its body is read; at most ``max_inflight + max_queue``
 tickets exist, and one more is refused at once (:class:`~tersify.errors.OverloadedError`,
 HTTP 429 with ``Retry-After``). A ticket then waits, until its deadline at most, for one
 of ``max_inflight`` *slots*, and runs its work in the admission's own thread pool, which
 has exactly that many threads. A slot is given back when the work's thread ends, not
 when the answer is sent: work that outlives its request (a deadline, a client that left)
 still counts until it stops, so the cores and memory in use never exceed the bound.
+
+A request is refused for its deadline only when no slot is free and the queue ahead of
+it alone (not its own work) would outlast the deadline by the recent compressions'
+times: an idle server always admits, so a slow past can never lock it out.
 
 Runs on one event loop; only the work runs in threads.
 """
@@ -37,6 +41,7 @@ class Admission:
         self.max_queue = non_negative_int("max_queue", max_queue)
         self._metrics = metrics or Metrics()
         self._tickets = 0
+        self._waiting = 0  # tickets without a slot yet
         self._running = 0
         self._slots: asyncio.Semaphore | None = None
         self._executor = ThreadPoolExecutor(max_inflight, thread_name_prefix="tersify-work")
@@ -54,29 +59,32 @@ class Admission:
 
     @property
     def waiting(self) -> int:
-        """Admitted requests that are not running (reading their body or queued)."""
-        return self._tickets - self._running
+        """Admitted requests that hold a ticket but no slot yet (the queue's depth)."""
+        return self._waiting
 
     def retry_after(self) -> float:
         """A fair wait before trying again: the queue's length in compressions."""
         rounds = (self.waiting + 1) / self.max_inflight
         return min(60.0, max(1.0, self._work_seconds * rounds))
 
-    def expected_seconds(self) -> float | None:
-        """When a request admitted now would finish, from the recent compressions' times.
+    def expected_wait(self) -> float | None:
+        """How long a request admitted now would wait for a slot, from recent work times.
 
-        ``None`` until a few compressions have finished (nothing to go by yet).
+        0 when a slot is free for it; ``None`` until a few compressions have finished
+        (nothing to go by yet).
         """
+        ahead = self._running + self._waiting - self.max_inflight
+        if ahead < 0:
+            return 0.0
         if self._finished < 3:
             return None
-        ahead = max(0, self._tickets + 1 - self.max_inflight)
-        return (ahead / self.max_inflight + 1) * self._work_seconds
+        return (ahead // self.max_inflight + 1) * self._work_seconds
 
-    def enter(self, budget_s: float | None = None) -> None:
+    def enter(self, budget_s: float | None = None) -> Ticket:
         """Take a ticket or refuse at once; pair with :meth:`leave` (use :meth:`ticket`).
 
-        Refused when the queue is full, and when the queue ahead is so long that the
-        request would not finish within ``budget_s`` (a 429 now rather than a 504 later).
+        Refused when the queue is full, and when no slot is free and the wait for one
+        alone would pass ``budget_s`` (a 429 now rather than a 504 later).
         """
         if self._closed:
             raise OverloadedError("the server is shutting down: send the request elsewhere")
@@ -87,41 +95,53 @@ class Admission:
                 f"most this server takes ({self.max_inflight} + {self.max_queue}): retry later",
                 retry_after=self.retry_after(),
             )
-        expected = self.expected_seconds()
-        if budget_s is not None and expected is not None and expected > budget_s:
+        wait = self.expected_wait()
+        if budget_s is not None and wait is not None and wait > budget_s:
             self._metrics.reject("queue_too_slow")
             raise OverloadedError(
-                f"{self._running} compressions running and {self.waiting} waiting would "
-                f"take about {expected:.0f} s, past this request's {budget_s:g} s deadline: "
-                "retry later",
+                f"{self._running} compressions running and {self.waiting} waiting: a slot "
+                f"would come free in about {wait:.1f} s, past this request's {budget_s:g} s "
+                "deadline: retry later",
                 retry_after=self.retry_after(),
             )
         self._tickets += 1
+        self._waiting += 1
         self._publish()
+        return Ticket()
 
-    def leave(self) -> None:
+    def leave(self, ticket: Ticket) -> None:
         """Give a ticket back."""
         self._tickets -= 1
+        if not ticket.started:
+            self._waiting -= 1
+        ticket.started = True  # counted once
         self._publish()
 
     @contextlib.asynccontextmanager
-    async def ticket(self, budget_s: float | None = None) -> AsyncIterator[None]:
-        """``async with admission.ticket():`` holds a ticket for the block."""
-        self.enter(budget_s)
+    async def ticket(self, budget_s: float | None = None) -> AsyncIterator[Ticket]:
+        """``async with admission.ticket() as ticket:`` holds a ticket for the block."""
+        held = self.enter(budget_s)
         try:
-            yield
+            yield held
         finally:
-            self.leave()
+            self.leave(held)
 
-    async def run(self, work: Callable[[Deadline], T], deadline: Deadline) -> T:
+    async def run(
+        self, work: Callable[[Deadline], T], deadline: Deadline, ticket: Ticket | None = None
+    ) -> T:
         """Run ``work(deadline)`` in a slot, waiting for one until ``deadline`` at most.
 
         Returns when the work ends, or raises as soon as ``deadline`` passes or is
         cancelled (the work then stops at its next check; its slot is kept until it does).
+        ``ticket`` (the request's) stops counting as waiting once the work has its slot.
         """
+        deadline.check()  # a deadline already passed is a 504, whatever the queue
         slots = self._semaphore()
         try:
-            await asyncio.wait_for(slots.acquire(), timeout=deadline.remaining())
+            if slots.locked():
+                await asyncio.wait_for(slots.acquire(), timeout=deadline.remaining())
+            else:
+                await slots.acquire()  # free: taken at once, even with no time left
         except asyncio.TimeoutError:
             self._metrics.reject("deadline_in_queue")
             raise DeadlineExceededError(
@@ -129,6 +149,9 @@ class Admission:
                 "the server is busy, retry later or allow more time"
             ) from None
         self._running += 1
+        if ticket is not None and not ticket.started:
+            ticket.started = True
+            self._waiting -= 1
         self._deadlines.add(deadline)
         self._publish()
         started = time.monotonic()
@@ -191,3 +214,12 @@ class Admission:
 
     def _publish(self) -> None:
         self._metrics.set_load(self._running, self.waiting)
+
+
+class Ticket:
+    """One admitted request's place: ``started`` once its work has a slot."""
+
+    __slots__ = ("started",)
+
+    def __init__(self) -> None:
+        self.started = False

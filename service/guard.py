@@ -41,7 +41,7 @@ from tersify.errors import (
     TersifyError,
 )
 from tersify.limits import Deadline, Limits
-from tersify.service.admission import Admission
+from tersify.service.admission import Admission, Ticket
 from tersify.service.errors import (
     HTTPError,
     MisdirectedRequestError,
@@ -192,8 +192,9 @@ class Guard:
                 await _drain(request, self.config.limits.max_body_bytes)
                 raise
         deadline = self.deadline(request)
-        async with self.admission.ticket(deadline.seconds):
-            yield Admitted(self, request, deadline)
+        deadline.check()  # already past (a tiny X-Tersify-Timeout): 504, never 429
+        async with self.admission.ticket(deadline.remaining()) as ticket:
+            yield Admitted(self, request, deadline, ticket)
 
     def _check_body(self, size: int) -> None:
         try:
@@ -206,10 +207,13 @@ class Guard:
 class Admitted:
     """An admitted request: its body, read within limits, and its work, run in a slot."""
 
-    def __init__(self, guard: Guard, request: Request, deadline: Deadline) -> None:
+    def __init__(
+        self, guard: Guard, request: Request, deadline: Deadline, ticket: Ticket | None = None
+    ) -> None:
         self.guard = guard
         self.request = request
         self.deadline = deadline
+        self.ticket = ticket
 
     async def body(self) -> bytes:
         """The body, refused past the byte limit and when the client stalls."""
@@ -249,7 +253,7 @@ class Admitted:
         :class:`CancelledError` when the client disconnects first (the work is told to
         stop and keeps its slot until it does).
         """
-        task = asyncio.ensure_future(self.guard.admission.run(work, self.deadline))
+        task = asyncio.ensure_future(self.guard.admission.run(work, self.deadline, self.ticket))
         task.add_done_callback(_retrieve)
         watcher = asyncio.ensure_future(_disconnected(self.request))
         try:

@@ -323,8 +323,9 @@ def test_a_request_that_would_wait_past_its_deadline_is_refused_at_once() -> Non
             while admission.running == 0:
                 await asyncio.sleep(0.01)
             started = time.monotonic()
+            # The slot frees in about 0.3 s: a 0.1 s deadline cannot fit that wait.
             hurried = await client.post(
-                "/compress", content=next(bodies), headers={**JSON, "x-tersify-timeout": "0.5"}
+                "/compress", content=next(bodies), headers={**JSON, "x-tersify-timeout": "0.1"}
             )
             took = time.monotonic() - started
             assert (await running).status_code == 200
@@ -353,3 +354,34 @@ def test_a_bad_request_is_refused_without_waiting_for_a_slot() -> None:
     bad, took = _run(go())
     check_error(bad, 400, "BadRequestError")
     assert took < 0.5
+
+
+def test_a_slow_past_never_locks_out_an_idle_server() -> None:
+    # The probe: compressions slower than --timeout taught the admission an estimate above
+    # every deadline, and from then on an idle server refused everything with 429.
+    scorer = SlowScorer(0.6)
+    bodies = iter(
+        json.dumps({"context": f"Request number {n} is about the fox.", "rate": 0.5})
+        for n in range(100)
+    )
+
+    async def go() -> tuple[list[int], list[httpx.Response]]:
+        async with _client(scorer, max_inflight=1, max_queue=4, timeout_s=0.3) as client:
+            admission = client._transport.app.state.guard.admission  # type: ignore[attr-defined]
+            slow = []
+            for _ in range(3):
+                slow.append(await client.post("/compress", content=next(bodies), headers=JSON))
+                while admission.running:  # the abandoned work still ends (and is timed)
+                    await asyncio.sleep(0.01)
+            scorer.delay = 0.0
+            answers = [
+                await client.post("/compress", content=next(bodies), headers=JSON) for _ in range(4)
+            ]
+            tiny = {**JSON, "x-tersify-timeout": "1e-9"}
+            answers.append(await client.post("/compress", content=next(bodies), headers=tiny))
+            return [r.status_code for r in slow], answers
+
+    slow, answers = _run(go())
+    assert slow == [504, 504, 504]
+    assert [r.status_code for r in answers[:4]] == [200] * 4, answers[0].text
+    check_error(answers[4], 504, "DeadlineExceededError")  # a passed deadline, not a 429
