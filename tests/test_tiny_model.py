@@ -10,12 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tersify import Compressor, ScorerUnavailableError
+from tersify import Compressor, ScorerUnavailableError, TokenFilter, WindowPlan
 from tersify.bundle import Bundle, file_sha256
 from tersify.client import open_scorer
 from tersify.export import graph
+from tersify.selection import Selection
 
-from answers import check_properties
+from answers import check_properties, check_tiling
 from texts import KINDS, sample_text
 
 
@@ -26,7 +27,7 @@ def test_manifest_describes_the_export(tiny_scorer_dir: Path) -> None:
     assert manifest.vocab_size == 600
     assert manifest.max_positions == 1024
     assert manifest.bos_token_id == 0
-    assert set(manifest.model_files) == {"fp32", "int8"}
+    assert set(manifest.model_files) == {"fp32", "int8", "torch"}  # torch: the CUDA engine
     for name, digest in manifest.sha256.items():
         assert file_sha256(tiny_scorer_dir / name) == digest
     assert manifest.verification["fp32_max_abs_diff"] <= 1e-3
@@ -63,8 +64,12 @@ def test_chinese_units_never_split(tiny_compressor: Compressor) -> None:
     text = "我们制作了一个Project Page，来展示现实场景中压缩的cases"
     tokens = scorer.tokenize(text)
     assert len(tokens.ids) > len(text) // 2  # byte tokens present
-    result = tiny_compressor.compress([text * 20], rate=0.3)
-    assert "\ufffd" not in result.compressed_prompt
+    long = text * 20
+    # tokens that share a character (byte tokens of one Chinese character) share a unit
+    selection = Selection(scorer, WindowPlan(), len, [long], "", TokenFilter())
+    check_tiling(long, selection.tokens[0].offsets, selection.units(0))
+    result = tiny_compressor.compress([long], rate=0.3)
+    check_properties(result, [long], "")
 
 
 @settings(
