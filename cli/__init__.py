@@ -196,8 +196,8 @@ def _compression_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--variant",
         default=None,
-        help="the exported variant to run: fp32 (onnxruntime), openvino; default: the fastest "
-        "one the export checked that this machine runs",
+        help="the exported variant to run: fp32 (onnxruntime, the default) or openvino "
+        "(exported with --openvino; needs openvino)",
     )
     parser.add_argument(
         "--encoding",
