@@ -275,7 +275,7 @@ def add_command(
         "--read-timeout",
         type=float,
         default=10.0,
-        help="seconds to wait for a client's headers or next body bytes (default 10)",
+        help="seconds a client has to send its headers, and its whole body (default 10)",
     )
     service.add_argument(
         "--grace",

@@ -38,6 +38,7 @@ from tersify.errors import (
     DeadlineExceededError,
     InternalError,
     LimitExceededError,
+    OverloadedError,
     TersifyError,
 )
 from tersify.limits import Deadline, Limits
@@ -93,7 +94,8 @@ class ServeConfig:
 
     ``max_inflight`` compressions run at once and ``max_queue`` more wait; ``timeout_s`` is
     every request's deadline (a request may ask for less with the ``X-Tersify-Timeout``
-    header); ``read_timeout_s`` bounds each wait for body bytes; ``token``, when set, is
+    header); ``read_timeout_s`` bounds the time to receive a whole body (and each
+    request's headers); ``token``, when set, is
     the bearer token every route but ``/healthz`` needs (``/readyz`` and ``/metrics`` too
     when ``protect_probes``); ``allowed_hosts``, when set, are the only ``Host`` names
     answered (a loopback bind sets them against DNS rebinding).
@@ -127,6 +129,14 @@ class Guard:
         self.config = config or ServeConfig()
         self.metrics = metrics or Metrics()
         self.admission = Admission(self.config.max_inflight, self.config.max_queue, self.metrics)
+        # Bodies being read hold no ticket (a client that sends slowly takes no place in
+        # the queue); the bytes they buffer have their own bound, for memory.
+        self.max_reading_bytes = (
+            2
+            * (self.config.max_inflight + self.config.max_queue)
+            * self.config.limits.max_body_bytes
+        )
+        self._reading_bytes = 0
         self._open = set(_ALWAYS_OPEN) | (set() if self.config.protect_probes else set(_PROBES))
         self._token = None if self.config.token is None else self.config.token.strip().encode()
 
@@ -173,7 +183,7 @@ class Guard:
 
     @contextlib.asynccontextmanager
     async def admit(self, request: Request) -> AsyncIterator[Admitted]:
-        """Check the headers, take a ticket (or 429 at once), and give the request its tools."""
+        """Check the headers, read the body, take a ticket (or 429 at once); give the tools."""
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media != "application/json":
             self.metrics.reject("media_type")
@@ -192,9 +202,55 @@ class Guard:
                 await _drain(request, self.config.limits.max_body_bytes)
                 raise
         deadline = self.deadline(request)
+        # The body is read before the ticket: a client that sends it slowly holds no place
+        # in the queue, and has read_timeout_s for all of it (not per chunk).
+        body = await self._read_body(request, deadline)
         deadline.check()  # already past (a tiny X-Tersify-Timeout): 504, never 429
         async with self.admission.ticket(deadline.remaining()) as ticket:
-            yield Admitted(self, request, deadline, ticket)
+            yield Admitted(self, request, deadline, ticket, body)
+
+    async def _read_body(self, request: Request, deadline: Deadline) -> bytes:
+        """The whole body within ``read_timeout_s`` (and the deadline), refused past the limit."""
+        chunks: list[bytes] = []
+        size = 0
+        limit = self.config.read_timeout_s
+        remaining = deadline.remaining()
+        until = time.monotonic() + (limit if remaining is None else min(limit, remaining))
+        stream = request.stream().__aiter__()
+        try:
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(
+                        stream.__anext__(), timeout=max(0.0, until - time.monotonic())
+                    )
+                except StopAsyncIteration:
+                    return b"".join(chunks)
+                except asyncio.TimeoutError:
+                    deadline.check()  # the request's own deadline came first: 504
+                    self.metrics.reject("read_timeout")
+                    raise RequestTimeoutError(
+                        f"the body did not arrive within {limit:g} s: send it at once"
+                    ) from None
+                except ClientDisconnect:
+                    raise CancelledError("the client went away while sending its body") from None
+                try:
+                    self._check_body(size + len(chunk))
+                except LimitExceededError:
+                    chunks.clear()
+                    await _drain(request, self.config.limits.max_body_bytes)
+                    raise
+                if self._reading_bytes + len(chunk) > self.max_reading_bytes:
+                    self.metrics.reject("reading_bytes")
+                    raise OverloadedError(
+                        f"the bodies being read hold {self._reading_bytes} bytes, the most "
+                        "this server buffers: retry later",
+                        retry_after=self.config.read_timeout_s,
+                    )
+                self._reading_bytes += len(chunk)
+                size += len(chunk)
+                chunks.append(chunk)
+        finally:
+            self._reading_bytes -= size
 
     def _check_body(self, size: int) -> None:
         try:
@@ -208,43 +264,22 @@ class Admitted:
     """An admitted request: its body, read within limits, and its work, run in a slot."""
 
     def __init__(
-        self, guard: Guard, request: Request, deadline: Deadline, ticket: Ticket | None = None
+        self,
+        guard: Guard,
+        request: Request,
+        deadline: Deadline,
+        ticket: Ticket | None = None,
+        body: bytes = b"",
     ) -> None:
         self.guard = guard
         self.request = request
         self.deadline = deadline
         self.ticket = ticket
+        self._body = body
 
     async def body(self) -> bytes:
-        """The body, refused past the byte limit and when the client stalls."""
-        chunks: list[bytes] = []
-        size = 0
-        stream = self.request.stream().__aiter__()
-        while True:
-            wait = self.guard.config.read_timeout_s
-            remaining = self.deadline.remaining()
-            try:
-                chunk = await asyncio.wait_for(
-                    stream.__anext__(), timeout=wait if remaining is None else min(wait, remaining)
-                )
-            except StopAsyncIteration:
-                return b"".join(chunks)
-            except asyncio.TimeoutError:
-                self.guard.metrics.reject("read_timeout")
-                raise RequestTimeoutError(
-                    f"the body arrived too slowly (nothing for {wait:g} s, or past the "
-                    "deadline): send it at once"
-                ) from None
-            except ClientDisconnect:
-                raise CancelledError("the client went away while sending its body") from None
-            size += len(chunk)
-            try:
-                self.guard._check_body(size)
-            except LimitExceededError:
-                chunks.clear()
-                await _drain(self.request, self.guard.config.limits.max_body_bytes)
-                raise
-            chunks.append(chunk)
+        """The body, read before the ticket was taken (within the limit and read timeout)."""
+        return self._body
 
     async def run(self, work: Callable[[Deadline], T]) -> T:
         """Run ``work(deadline)`` in a compression slot; stop it when the client leaves.

@@ -385,3 +385,45 @@ def test_a_slow_past_never_locks_out_an_idle_server() -> None:
     assert slow == [504, 504, 504]
     assert [r.status_code for r in answers[:4]] == [200] * 4, answers[0].text
     check_error(answers[4], 504, "DeadlineExceededError")  # a passed deadline, not a 429
+
+
+def test_bodies_being_read_hold_no_ticket_and_have_their_own_bound() -> None:
+    async def dripping(first: bytes = b" "):  # type: ignore[no-untyped-def]
+        yield first
+        for _ in range(20):
+            await asyncio.sleep(0.2)
+            yield b" "
+
+    async def go() -> tuple[list[httpx.Response], httpx.Response, list[httpx.Response]]:
+        config = {"max_inflight": 1, "max_queue": 1, "read_timeout_s": 1.5}
+        async with _client(limits=Limits(max_body_bytes=1000), **config) as client:
+            guard = client._transport.app.state.guard  # type: ignore[attr-defined]
+            assert guard.max_reading_bytes == 4000
+            drippers = [
+                asyncio.ensure_future(client.post("/compress", content=dripping(), headers=JSON))
+                for _ in range(10)  # more than max_inflight + max_queue
+            ]
+            while guard._reading_bytes < 10:
+                await asyncio.sleep(0.01)
+            # Body senders take no ticket: whole requests still get in meanwhile.
+            whole = [await client.post("/compress", content=SMALL, headers=JSON) for _ in range(3)]
+            assert guard.admission.waiting == 0
+            # The bytes they buffer have a bound: 4 x 900 bytes held, 900 more are refused.
+            big = [
+                asyncio.ensure_future(
+                    client.post("/compress", content=dripping(b" " * 900), headers=JSON)
+                )
+                for _ in range(4)
+            ]
+            while guard._reading_bytes < 3600:
+                await asyncio.sleep(0.01)
+            refused = await client.post("/compress", content=dripping(b" " * 900), headers=JSON)
+            done = list(await asyncio.gather(*drippers, *big))
+            assert guard._reading_bytes == 0
+            return done, refused, whole
+
+    done, refused, whole = _run(go())
+    assert [r.status_code for r in whole] == [200, 200, 200]
+    for response in done:  # the whole body within the read timeout, not per chunk
+        check_error(response, 408, "RequestTimeoutError")
+    check_error(refused, 429, "OverloadedError")

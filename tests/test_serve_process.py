@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -149,6 +150,47 @@ def test_a_slow_body_is_dropped_after_the_read_timeout(served: Served) -> None:
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert b'"RequestTimeoutError"' in answer
     assert took < 5
+
+
+def _drip(port: int, every: float, results: list[tuple[bytes, float]]) -> None:
+    """Send a body one byte per ``every`` seconds (each byte inside the read timeout)."""
+    head = (
+        b"POST /compress HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        started = time.monotonic()
+        sock.sendall(head)
+        answer = b""
+        while time.monotonic() - started < 20:
+            try:
+                sock.sendall(b" ")
+            except OSError:
+                break
+            readable, _, _ = select.select([sock], [], [], every)
+            if readable:
+                answer = sock.recv(65536)
+                break
+        results.append((answer, time.monotonic() - started))
+
+
+def test_dripping_bodies_are_dropped_and_hold_no_place_in_the_queue(served: Served) -> None:
+    # --read-timeout 1 is for the whole body: a byte every 0.4 s does not reset it. Three
+    # such clients (more than --max-inflight 1 + --max-queue 1) lock nobody out meanwhile.
+    results: list[tuple[bytes, float]] = []
+    drippers = [threading.Thread(target=_drip, args=(served.port, 0.4, results)) for _ in range(3)]
+    for dripper in drippers:
+        dripper.start()
+    time.sleep(0.3)
+    try:
+        status, _ = _post(served.base, json.dumps({"context": "a b c d", "rate": 0.5}).encode())
+    finally:
+        for dripper in drippers:
+            dripper.join()
+    assert status == 200
+    for answer, took in results:
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert took < 4
 
 
 @pytest.mark.parametrize("data", [b"", b"POST /compress HTTP/1.1\r\nHost: 127"])
