@@ -137,6 +137,7 @@ def start(
             f"a tritonserver started from {run_dir} is running (pid {existing.pid}); "
             "stop it with `tersify triton stop`"
         )
+    run_dir = run_dir.resolve()  # the command line names it absolutely: `stop` checks it
     repo = prepare_run_dir(run_dir, bundle)
     ports = [p or free_port() for p in (http_port, grpc_port, metrics_port)]
     command = [
@@ -228,8 +229,13 @@ def _check_state(state: ServerState) -> None:
         value = getattr(state, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise TypeError(f"{name}={value!r} is not a non-negative integer")
-    if state.pid < 2:
+    if not 2 <= state.pid <= _PID_MAX:
         raise TypeError(f"pid={state.pid} cannot be a server's")
+    for name in ("http_port", "grpc_port", "metrics_port"):
+        if getattr(state, name) > 65535:
+            raise TypeError(f"{name}={getattr(state, name)} is not a TCP port")
+    if state.start_ticks >= 2**63:
+        raise TypeError(f"start_ticks={state.start_ticks} is out of range")
     for name in ("run_dir", "scorer", "binary"):
         if not isinstance(getattr(state, name), str):
             raise TypeError(f"{name} is not a string")
@@ -240,14 +246,16 @@ def _check_state(state: ServerState) -> None:
 def stop(run_dir: Path, *, grace_s: float = 30.0, kill_wait_s: float = 10.0) -> bool:
     """Stop the recorded server; return whether it was running.
 
-    Only a process that is still the recorded server (same start time and executable) is
-    signalled: SIGTERM, then SIGKILL after ``grace_s``, then at most ``kill_wait_s`` more.
-    A pid now held by another process is left alone and the stale record removed.
+    Only a process that is still the recorded server is signalled: a tritonserver (by its
+    executable or argv[0]) serving this ``run_dir``'s model repository, with the recorded
+    start time and argv[0]. Then SIGTERM, SIGKILL after ``grace_s``, then at most
+    ``kill_wait_s`` more. A pid now held by another process is left alone and the stale
+    record removed.
     """
     state = read_state(run_dir)
     if state is None:
         return False
-    ours = _is_our_server(state)
+    ours = _is_our_server(state, run_dir)
     regions = set(state.shm_regions)
     if ours:
         regions |= _mapped_regions(state.pid)
@@ -267,17 +275,41 @@ def stop(run_dir: Path, *, grace_s: float = 30.0, kill_wait_s: float = 10.0) -> 
 _REGION = re.compile(r"triton_python_[A-Za-z0-9_.-]+")
 
 
-def _is_our_server(state: ServerState) -> bool:
-    """Whether ``state.pid`` is alive and still the process ``start`` recorded."""
+_PID_MAX = 2**22  # Linux's PID_MAX_LIMIT
+_BINARY = "tritonserver"
+
+
+def _is_our_server(state: ServerState, run_dir: Path) -> bool:
+    """Whether ``state.pid`` is alive and still the tritonserver ``start`` ran for ``run_dir``.
+
+    The state file can say anything (its pid, start time and argv[0] are readable from /proc
+    for any process), so the process itself must be a tritonserver whose command line
+    serves ``run_dir``'s model repository.
+    """
     if not state.start_ticks or not state.binary or not _alive(state.pid):
         return False
     if _start_ticks(state.pid) != state.start_ticks:
         return False
     try:
-        argv0 = Path(f"/proc/{state.pid}/cmdline").read_bytes().split(b"\0")[0]
+        argv = Path(f"/proc/{state.pid}/cmdline").read_bytes().split(b"\0")
+        cwd = Path(os.readlink(f"/proc/{state.pid}/cwd"))
     except OSError:
         return False
-    return argv0.decode(errors="replace") == state.binary
+    args = [arg.decode(errors="replace") for arg in argv]
+    if args[0] != state.binary:
+        return False
+    try:
+        exe = Path(os.readlink(f"/proc/{state.pid}/exe")).name
+    except OSError:
+        exe = ""
+    if _BINARY not in (exe, Path(args[0]).name):
+        return False
+    repo = os.path.realpath(run_dir / "repository")
+    prefix = "--model-repository="
+    return any(
+        arg.startswith(prefix) and os.path.realpath(cwd / arg[len(prefix) :]) == repo
+        for arg in args
+    )
 
 
 def _start_ticks(pid: int, *, zombies: bool = False) -> int | None:

@@ -66,29 +66,90 @@ def test_a_reused_pid_with_another_start_time_is_not_signalled(
     assert bystander.poll() is None
 
 
-def test_the_recorded_process_itself_is_stopped_within_bounds(tmp_path: Path) -> None:
-    # A process that ignores SIGTERM: SIGKILL follows after the grace period.
-    stubborn = subprocess.Popen(
+def _fake_server(run_dir: Path, repository: Path | None = None) -> subprocess.Popen[bytes]:
+    """A process that ignores SIGTERM, run as ``tritonserver`` serving ``repository``."""
+    link = run_dir / "bin" / "tritonserver"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(sys.executable)
+    process = subprocess.Popen(
         [
-            sys.executable,
+            str(link),
             "-c",
             "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
             "print('ready', flush=True); time.sleep(120)",
+            f"--model-repository={repository or run_dir / 'repository'}",
         ],
         stdout=subprocess.PIPE,
     )
-    assert stubborn.stdout is not None and stubborn.stdout.readline() == b"ready\n"
-    argv0 = Path(f"/proc/{stubborn.pid}/cmdline").read_bytes().split(b"\0")[0].decode()
-    _state(
-        tmp_path,
-        pid=stubborn.pid,
-        start_ticks=server._start_ticks(stubborn.pid),
-        binary=argv0,
-    )
+    assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+    return process
+
+
+def _record(run_dir: Path, process: subprocess.Popen[bytes]) -> None:
+    argv0 = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    _state(run_dir, pid=process.pid, start_ticks=server._start_ticks(process.pid), binary=argv0)
+
+
+def test_the_recorded_process_itself_is_stopped_within_bounds(tmp_path: Path) -> None:
+    # A "tritonserver" that ignores SIGTERM: SIGKILL follows after the grace period.
+    stubborn = _fake_server(tmp_path)
+    _record(tmp_path, stubborn)
     started = time.monotonic()
     assert server.stop(tmp_path, grace_s=0.5, kill_wait_s=5) is True
     assert time.monotonic() - started < 5
     assert not Path(f"/proc/{stubborn.pid}").exists()  # killed and reaped
+
+
+def test_a_process_described_exactly_but_not_a_tritonserver_is_not_signalled(
+    tmp_path: Path,
+) -> None:
+    # The probe: pid, start time and argv[0] of any process can be read from /proc and
+    # written into server.json; `stop` killed `sleep 300`.
+    sleeper = subprocess.Popen(["sleep", "300"])
+    while not Path(f"/proc/{sleeper.pid}/cmdline").read_bytes().startswith(b"sleep"):
+        time.sleep(0.01)  # until it has exec'd
+    try:
+        _record(tmp_path, sleeper)
+        assert server.stop(tmp_path, grace_s=0.5) is False
+        time.sleep(0.2)
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_tritonserver_of_another_run_dir_is_not_signalled(tmp_path: Path) -> None:
+    other = _fake_server(tmp_path / "other", tmp_path / "other" / "repository")
+    try:
+        _record(tmp_path / "mine", other)
+        assert server.stop(tmp_path / "mine", grace_s=0.5) is False
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"pid": 99999999999999999999},
+        {"pid": 2**22 + 1},
+        {"grpc_port": 70000},
+        {"start_ticks": 2**64},
+    ],
+)
+def test_out_of_range_numbers_in_the_state_file_are_damage(tmp_path: Path, changes: dict) -> None:
+    _state(tmp_path, **changes)
+    with pytest.raises(ScorerUnavailableError, match="damaged"):
+        server.stop(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "tersify.cli", "triton", "stop", "--run-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "damaged" in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -154,7 +215,7 @@ def test_a_real_server_records_its_regions_and_stop_removes_them(
     state = server.start(Bundle.open(tiny_scorer_dir), run_dir)
     try:
         assert state.start_ticks > 0 and state.binary.endswith("tritonserver")
-        assert server._is_our_server(state)
+        assert server._is_our_server(state, run_dir)
         regions = set(state.shm_regions) | server._mapped_regions(state.pid)
         assert regions, "the python backend maps at least one region"
     finally:
