@@ -85,7 +85,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     else:
         kind = HTTPError(str(getattr(exc, "detail", exc)))
         kind.status = status
-    return error_response(kind, request.state.request_id)
+    # Starlette's own headers stay (a 405's Allow, RFC 9110).
+    return error_response(kind, request.state.request_id, getattr(exc, "headers", None))
 
 
 def create_app(
@@ -114,6 +115,8 @@ def create_app(
         summary="Prompt compression with a small causal LM scorer.",
         version="0.1.0",
         lifespan=lifespan,
+        # `/healthz/` is a 404 in the error shape, not an empty-bodied 307 to `/healthz`.
+        redirect_slashes=False,
     )
     app.state.guard = guard
     app.add_middleware(GuardMiddleware, guard=guard)

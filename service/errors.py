@@ -14,6 +14,7 @@ to the server's log, never to the client).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -120,10 +121,15 @@ def error_body(exc: BaseException, request_id: str) -> dict[str, Any]:
     return {"error": {"type": kind, "message": message, "request_id": request_id}}
 
 
-def error_response(exc: BaseException, request_id: str) -> JSONResponse:
-    """The answer for ``exc``, with ``Retry-After`` on a 429 and a challenge on a 401."""
+def error_response(
+    exc: BaseException, request_id: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The answer for ``exc``, with ``Retry-After`` on a 429 and a challenge on a 401.
+
+    ``headers`` are kept too (``Allow`` on a 405, say).
+    """
     status = status_of(exc)
-    headers = {"x-request-id": request_id}
+    headers = {**(headers or {}), "x-request-id": request_id}
     if isinstance(exc, OverloadedError):
         headers["retry-after"] = str(max(1, round(exc.retry_after)))
     if isinstance(exc, UnauthorizedError):

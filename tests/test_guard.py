@@ -427,3 +427,22 @@ def test_bodies_being_read_hold_no_ticket_and_have_their_own_bound() -> None:
     for response in done:  # the whole body within the read timeout, not per chunk
         check_error(response, 408, "RequestTimeoutError")
     check_error(refused, 429, "OverloadedError")
+
+
+def test_405_says_what_is_allowed_and_a_trailing_slash_is_a_404_in_the_error_shape() -> None:
+    async def go() -> list[httpx.Response]:
+        async with _client() as client:
+            return [
+                await client.get("/compress"),
+                await client.delete("/healthz"),
+                await client.get("/healthz/"),
+                await client.post("/compress/", content=SMALL, headers=JSON),
+            ]
+
+    get_compress, delete_healthz, healthz_slash, compress_slash = _run(go())
+    check_error(get_compress, 405, "MethodNotAllowedError")
+    assert get_compress.headers["allow"] == "POST"
+    check_error(delete_healthz, 405, "MethodNotAllowedError")
+    assert "GET" in delete_healthz.headers["allow"]
+    check_error(healthz_slash, 404, "NotFoundError")
+    check_error(compress_slash, 404, "NotFoundError")
