@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODEL ?= gemma-3-270m
 
-.PHONY: run test fuzz scorer lint bench bench-triton soak quality mutate clean
+.PHONY: run test fuzz scorer lint bench bench-triton soak quality ask-bench mutate clean
 
 $(BIN)/tersify: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ soak: scorer
 quality: scorer
 	$(BIN)/python -m pip install --quiet --quiet matplotlib
 	cd perf && ../$(BIN)/python quality_harness.py
+
+# The full and the compressed prompt through an LLM (the local llama.cpp one; see
+# perf/ask_bench.py --help for any other endpoint).
+ask-bench: $(BIN)/tersify
+	$(BIN)/tersify export --model smollm2-135m --skip-existing
+	cd perf && ../$(BIN)/python ask_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -5,16 +5,19 @@
 For the seed's request and the quality harness's tasks (``quality_data.tasks()``: a planted
 fact among 10 documents, English and Chinese, four positions), each task is compressed
 (question-aware, the harness's mode, ``--scorer`` default SmolLM2-135M) and the LLM is asked
-with the full and with the compressed prompt (temperature 0). The table gives the LLM's
+with the full and with the compressed prompt (temperature 0), as ``tersify ask
+--question-aware`` does. The table gives the LLM's
 ``usage.prompt_tokens`` and response time for both, the compression's time, the end-to-end
-time (full: the LLM; compressed: compression + LLM), and whether the answer holds the
-expected fact (the planted code; for the seed, the names of LLMLingua's three modules).
+time (full: the LLM; compressed: compression + LLM), whether the compressed prompt still
+holds the expected fact and whether each answer does (the planted code; for the seed, the
+names of LLMLingua's three modules).
 
 With no ``--llm`` the script starts the local LLM (llama.cpp's server with
 SmolLM2-135M-Instruct, ``tersify[llm]``); the same script runs against any
 OpenAI-compatible endpoint (vLLM, OpenAI, ...): pass ``--llm``, ``--model`` and, if the
-endpoint needs one, ``--api-key-env``. Between two calls a one-token request clears the
-server's reuse of a common prompt prefix, so neither prompt rides on the other's cache.
+endpoint needs one, ``--api-key-env``. Before each call a one-token request clears the
+server's reuse of a common prompt prefix (llama.cpp keeps the last prompt's KV cache), so
+neither prompt rides on the other's cache.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from pathlib import Path
 from quality_data import Task, tasks
 
 from tersify import Compressor
-from tersify.integrations.ask import AskResult, ask
+from tersify.assemble import join_prompt
+from tersify.integrations.ask import question_aware_options
 from tersify.integrations.llm import LLMEndpoint, chat
 from tersify.integrations.local_llm import LocalLLM
 
@@ -66,32 +70,43 @@ def run(args: argparse.Namespace, url: str, model: str, key: str | None) -> list
     _flush(endpoint)  # warm-up: model loaded, first-call costs paid
     rows = []
     for task in chosen:
-        _flush(endpoint)
-        result: AskResult = ask(
-            {"context": list(task.documents), "question": task.question, "rate": args.rate},
-            llm=url,
-            model=model,
-            api_key=key,
-            compressor=compressor,
-            max_tokens=args.max_tokens,
-            timeout=args.timeout,
-            question_aware=True,
+        result = compressor.compress(
+            list(task.documents),
+            question=task.question,
+            rate=args.rate,
+            **question_aware_options(),
         )
+        replies = []
+        for prompt in (
+            join_prompt("", list(task.documents), task.question),
+            result.compressed_prompt,
+        ):
+            _flush(endpoint)  # neither prompt may reuse the other's cached prefix
+            replies.append(
+                chat(
+                    endpoint,
+                    [{"role": "user", "content": prompt}],
+                    temperature=0.0,
+                    max_tokens=args.max_tokens,
+                )
+            )
+        full, short = replies
         row = {
             "task": task.name,
-            "full_prompt_tokens": result.full.prompt_tokens,
-            "compressed_prompt_tokens": result.compressed.prompt_tokens,
-            "full_llm_s": result.full.seconds,
-            "compressed_llm_s": result.compressed.seconds,
-            "compression_s": result.compression_seconds,
-            "full_e2e_s": result.full.seconds,
-            "compressed_e2e_s": result.compression_seconds + result.compressed.seconds,
-            "full_holds": _holds(task, result.full.content),
-            "compressed_holds": _holds(task, result.compressed.content),
-            "target_origin_tokens": result.compression.origin_tokens,
-            "target_compressed_tokens": result.compression.compressed_tokens,
-            "full_answer": result.full.content,
-            "compressed_answer": result.compressed.content,
+            "full_prompt_tokens": full.prompt_tokens,
+            "compressed_prompt_tokens": short.prompt_tokens,
+            "full_llm_s": full.seconds,
+            "compressed_llm_s": short.seconds,
+            "compression_s": result.total_seconds,
+            "full_e2e_s": full.seconds,
+            "compressed_e2e_s": result.total_seconds + short.seconds,
+            "fact_in_compressed_prompt": _holds(task, result.compressed_prompt),
+            "full_holds": _holds(task, full.content),
+            "compressed_holds": _holds(task, short.content),
+            "target_origin_tokens": result.origin_tokens,
+            "target_compressed_tokens": result.compressed_tokens,
+            "full_answer": full.content,
+            "compressed_answer": short.content,
         }
         rows.append(row)
         print(json.dumps(row, ensure_ascii=False), flush=True)
@@ -103,8 +118,8 @@ def table(rows: list[dict[str, object]]) -> str:
     lines = [
         "| task | LLM prompt tokens full → compressed | LLM s full → compressed "
         "| compression s | end-to-end s full → compressed "
-        "| answer holds the fact full / compressed |",
-        "|---|---:|---:|---:|---:|---|",
+        "| fact in compressed prompt | answer holds the fact full / compressed |",
+        "|---|---:|---:|---:|---:|---|---|",
     ]
 
     def yes(value: object) -> str:
@@ -115,23 +130,22 @@ def table(rows: list[dict[str, object]]) -> str:
             f"| {r['task']} | {r['full_prompt_tokens']} → {r['compressed_prompt_tokens']} "
             f"| {r['full_llm_s']:.2f} → {r['compressed_llm_s']:.2f} | {r['compression_s']:.2f} "
             f"| {r['full_e2e_s']:.2f} → {r['compressed_e2e_s']:.2f} "
+            f"| {yes(r['fact_in_compressed_prompt'])} "
             f"| {yes(r['full_holds'])} / {yes(r['compressed_holds'])} |"
         )
 
     def median(key: str) -> float:
         return statistics.median(float(r[key]) for r in rows)  # type: ignore[arg-type]
 
-    held = (
-        sum(bool(r["full_holds"]) for r in rows),
-        sum(bool(r["compressed_holds"]) for r in rows),
-    )
+    held = [sum(bool(r[k]) for r in rows) for k in ("full_holds", "compressed_holds")]
+    kept = sum(bool(r["fact_in_compressed_prompt"]) for r in rows)
     lines.append(
         f"| **median** | {median('full_prompt_tokens'):.0f} → "
         f"{median('compressed_prompt_tokens'):.0f} "
         f"| {median('full_llm_s'):.2f} → {median('compressed_llm_s'):.2f} "
         f"| {median('compression_s'):.2f} "
         f"| {median('full_e2e_s'):.2f} → {median('compressed_e2e_s'):.2f} "
-        f"| {held[0]}/{len(rows)} / {held[1]}/{len(rows)} |"
+        f"| {kept}/{len(rows)} | {held[0]}/{len(rows)} / {held[1]}/{len(rows)} |"
     )
     return "\n".join(lines)
 
