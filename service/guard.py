@@ -192,6 +192,13 @@ class Guard:
                 f"the body must be JSON sent as 'Content-Type: application/json', not "
                 f"{media or 'no Content-Type'!r}"
             )
+        encoding = request.headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            self.metrics.reject("media_type")
+            await _drain(request, self.config.limits.max_body_bytes)
+            raise UnsupportedMediaTypeError(
+                f"Content-Encoding {encoding!r} is not supported: send the JSON body uncompressed"
+            )
         length = request.headers.get("content-length")
         if length is not None:
             if not length.isdigit():
@@ -321,8 +328,11 @@ async def _drain(request: Request, budget: int, wait_s: float = 0.5) -> None:
 
     A client that sends a refused body whole before it reads the answer (most do) would
     otherwise see the connection reset and never read the 413. Nothing is kept; a client
-    that stalls for ``wait_s`` is answered at once.
+    that stalls for ``wait_s`` is answered at once. A client that waits for ``100 Continue``
+    (``Expect``) has sent nothing: reading would invite the body, so it is answered at once.
     """
+    if "expect" in request.headers:
+        return
     dropped = 0
     stream = request.stream().__aiter__()
     with contextlib.suppress(

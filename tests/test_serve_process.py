@@ -6,6 +6,7 @@ for several seconds: long enough to leave in the middle of it.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import select
@@ -206,6 +207,40 @@ def test_a_huge_content_length_is_refused_before_reading(served: Served) -> None
     )
     answer, took = _raw(served.port, head)
     assert answer.startswith(b"HTTP/1.1 413") and took < 3
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        (b"Content-Type: application/json\r\nContent-Length: 10000000000\r\n", b"413"),
+        (b"Content-Type: text/plain\r\nContent-Length: 100\r\n", b"415"),
+    ],
+)
+def test_expect_100_continue_gets_the_refusal_not_a_continue(
+    served: Served, headers: bytes, status: bytes
+) -> None:
+    head = (
+        b"POST /compress HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
+        + headers
+        + b"\r\n"
+    )
+    answer, took = _raw(served.port, head)
+    assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
+    assert b"100 Continue" not in answer and b'"error"' in answer
+    assert took < 3
+
+
+@pytest.mark.parametrize("encoding", [b"gzip", b"br", b"deflate, gzip"])
+def test_a_compressed_body_is_415(served: Served, encoding: bytes) -> None:
+    body = gzip.compress(b'{"context": "a b c d", "rate": 0.5}')
+    head = (
+        b"POST /compress HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Encoding: " + encoding + b"\r\nConnection: close\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
+    answer, _ = _raw(served.port, head + body)
+    assert answer.startswith(b"HTTP/1.1 415"), answer[:200]
+    assert b'"UnsupportedMediaTypeError"' in answer and b"Content-Encoding" in answer
 
 
 def test_a_foreign_host_header_is_421(served: Served) -> None:
