@@ -17,10 +17,9 @@ from tersify import Compressor  # noqa: E402
 
 from fakes import FakeScorer  # noqa: E402
 
-# `make mutate` runs the fast tests once per mutant: fewer generated examples there (tests
-# that set their own max_examples keep it), the same ones each run, so that the clean run
-# and every mutant's run see the same cases.
-settings.register_profile("mutation", max_examples=25, deadline=None, derandomize=True)
+# `make mutate` runs the fast tests once per mutant: the same generated cases each run, so
+# that the clean run and every mutant's run see the same ones.
+settings.register_profile("mutation", deadline=None, derandomize=True)
 if os.environ.get("TERSIFY_MUTATION"):
     settings.load_profile("mutation")
 

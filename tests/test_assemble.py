@@ -125,8 +125,10 @@ def test_fit_budget_edges() -> None:
     build = lambda keep: _build(assembler, keep)  # noqa: E731
     count = lambda text: count_tokens(ENC, text)  # noqa: E731
     whole = _build(assembler, np.ones(n, dtype=bool))
-    # everything fits: everything is kept
+    # everything fits: everything is kept, also when it fills the budget exactly
     assert fit_budget(order, build, count, 10_000)[0] == whole
+    assert fit_budget(order, build, count, count(whole))[0] == whole
+    assert fit_budget(order, build, count, count(whole) - 1)[0] != whole
     # nothing fits, not even instruction and question: they alone are returned
     prompt, tokens, keep = fit_budget(order, build, count, 1)
     assert prompt == _build(assembler, np.zeros(n, dtype=bool)) and not keep.any()

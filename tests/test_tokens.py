@@ -97,6 +97,17 @@ def test_selection_order_with_weights_ranks_within_each_context() -> None:
     assert selection_order(scores, forced, weights).tolist() == [4, 0, 2, 1, 3]
 
 
+def test_selection_order_keeps_ties_in_text_order_and_ranks_by_fraction() -> None:
+    ties = [np.zeros(100, dtype=np.float32)]
+    none = [np.zeros(100, dtype=bool)]
+    assert selection_order(ties, none, None).tolist() == list(range(100))
+    assert selection_order(ties, none, np.ones(1, dtype=np.float32)).tolist() == list(range(100))
+    # a one-unit context ranks at 0.5 of itself; a four-unit one at 0.125, 0.375, 0.625, 0.875
+    scores = [np.array([9], dtype=np.float32), np.array([4, 3, 2, 1], dtype=np.float32)]
+    none = [np.zeros(1, dtype=bool), np.zeros(4, dtype=bool)]
+    assert selection_order(scores, none, np.ones(2, dtype=np.float32)).tolist() == [1, 2, 0, 3, 4]
+
+
 @given(st.lists(st.lists(st.floats(-50, 50, width=32), max_size=30), min_size=1, max_size=4))
 def test_selection_order_is_a_permutation_best_first(raw: list[list[float]]) -> None:
     scores = [np.array(s, dtype=np.float32) for s in raw]
