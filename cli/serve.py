@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
 import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from tersify.errors import BadRequestError, TersifyError
@@ -86,13 +88,25 @@ def serve(args: argparse.Namespace) -> int:
             server_header=False,
         )
     )
-    server.run(sockets=[listener])
+    # uvicorn re-raises the signal that stopped it once it has shut down; with Python's
+    # default handler that would kill the process (exit 143) before the admission closes.
+    # Handlers that do nothing take that re-raise: the shutdown below runs, and exits 0.
+    previous = {sig: signal.signal(sig, _stopping) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run(sockets=[listener])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     # Past the grace period: work still running was told to stop; don't wait on it for long.
     if not app.state.guard.admission.close(wait_s=5.0):
         sys.stderr.write("tersify: compression threads did not stop in 5 s; exiting anyway\n")
         sys.stderr.flush()
         os._exit(1)
     return 0
+
+
+def _stopping(signum: int, frame: FrameType | None) -> None:
+    """Take uvicorn's re-raised stop signal: the shutdown is under way already."""
 
 
 def listen(host: str, port: int) -> socket.socket:

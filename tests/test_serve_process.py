@@ -352,8 +352,9 @@ def test_sigterm_during_work_exits_within_the_grace_period(
         _wait_busy(served)
         started = time.monotonic()
         served.process.send_signal(signal.SIGTERM)
-        served.process.wait(timeout=15)
+        code = served.process.wait(timeout=15)
         assert time.monotonic() - started < 2 + 5
+        assert code == 0, served.stderr()  # a clean stop, the admission closed: not 143
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", served.port), timeout=1).close()
     finally:
