@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import math
 import os
 import signal
 import socket
@@ -49,11 +50,12 @@ def serve(args: argparse.Namespace) -> int:
 
     if not 1 <= args.port <= 65535:
         raise BadRequestError(f"--port {args.port} must be in 1-65535")
+    check_flags(args)
     token = read_token(args.token_file)
     loopback = is_loopback(args.host)
     limits = limits_from(args)
     config = ServeConfig(
-        max_inflight=args.max_inflight or ServeConfig().max_inflight,
+        max_inflight=ServeConfig().max_inflight if args.max_inflight is None else args.max_inflight,
         max_queue=-1 if args.max_queue is None else args.max_queue,
         timeout_s=args.timeout,
         read_timeout_s=args.read_timeout,
@@ -103,6 +105,19 @@ def serve(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(1)
     return 0
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Refuse, in one line, the serving flags that no default may stand in for."""
+    if args.max_inflight is not None and args.max_inflight < 1:
+        raise BadRequestError(f"--max-inflight {args.max_inflight} must be at least 1")
+    if args.max_queue is not None and args.max_queue < 0:
+        raise BadRequestError(f"--max-queue {args.max_queue} must be 0 or more")
+    for flag, value in (("--timeout", args.timeout), ("--read-timeout", args.read_timeout)):
+        if not (math.isfinite(value) and value > 0):
+            raise BadRequestError(f"{flag} {value} must be a finite number of seconds above 0")
+    if not (math.isfinite(args.grace) and args.grace >= 0):
+        raise BadRequestError(f"--grace {args.grace} must be a finite number of seconds, 0 or more")
 
 
 def _stopping(signum: int, frame: FrameType | None) -> None:

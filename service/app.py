@@ -117,6 +117,9 @@ def create_app(
         lifespan=lifespan,
         # `/healthz/` is a 404 in the error shape, not an empty-bodied 307 to `/healthz`.
         redirect_slashes=False,
+        # FastAPI's /docs and /redoc load their scripts from CDNs: no external assets.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.guard = guard
     app.add_middleware(GuardMiddleware, guard=guard)

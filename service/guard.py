@@ -69,6 +69,7 @@ DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_READ_TIMEOUT_S = 10.0
 TIMEOUT_HEADER = "x-tersify-timeout"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+_SECONDS = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _ALWAYS_OPEN = frozenset({"/healthz"})
 _PROBES = frozenset({"/readyz", "/metrics"})
@@ -172,10 +173,8 @@ class Guard:
         seconds = self.config.timeout_s
         asked = request.headers.get(TIMEOUT_HEADER)
         if asked is not None:
-            try:
-                value = float(asked)
-            except ValueError:
-                value = float("nan")
+            # Plain decimals only: float() would also take "1_0", " 1 " and "infinity".
+            value = float(asked) if _SECONDS.fullmatch(asked) else float("nan")
             if not value > 0 or value == float("inf"):
                 raise HTTPError(f"{TIMEOUT_HEADER}: {asked!r} must be a positive number of seconds")
             seconds = min(seconds, value)

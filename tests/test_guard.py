@@ -128,7 +128,9 @@ def test_a_queued_request_past_its_deadline_is_504() -> None:
     assert "slot" in check_error(second, 504, "DeadlineExceededError")["message"]
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "soon", "inf", "nan"])
+@pytest.mark.parametrize(
+    "value", ["0", "-1", "soon", "inf", "nan", "1_0", "0x10", "1e", "infinity", "1e999"]
+)
 def test_a_bad_timeout_header_is_400(value: str) -> None:
     async def go() -> httpx.Response:
         async with _client() as client:
@@ -446,3 +448,14 @@ def test_405_says_what_is_allowed_and_a_trailing_slash_is_a_404_in_the_error_sha
     assert "GET" in delete_healthz.headers["allow"]
     check_error(healthz_slash, 404, "NotFoundError")
     check_error(compress_slash, 404, "NotFoundError")
+
+
+def test_no_page_loads_assets_from_elsewhere_but_the_schema_stays() -> None:
+    async def go() -> list[httpx.Response]:
+        async with _client() as client:
+            return [await client.get(path) for path in ("/docs", "/redoc", "/openapi.json")]
+
+    docs, redoc, schema = _run(go())
+    check_error(docs, 404, "NotFoundError")
+    check_error(redoc, 404, "NotFoundError")
+    assert "/compress" in schema.json()["paths"]

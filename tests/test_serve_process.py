@@ -389,6 +389,13 @@ def test_bad_serve_flags_are_one_line_and_exit_2(tmp_path: Path) -> None:
         ["--timeout", "0"],
         ["--port", "70000"],
         ["--max-body-bytes", "0"],
+        ["--max-inflight", "0"],
+        ["--max-queue", "-1"],
+        ["--grace", "-1"],
+        ["--grace", "nan"],
+        ["--grace", "inf"],
+        ["--timeout", "nan"],
+        ["--read-timeout", "inf"],
     )
     for flags in bad:
         done = subprocess.run(
@@ -399,6 +406,12 @@ def test_bad_serve_flags_are_one_line_and_exit_2(tmp_path: Path) -> None:
         )
         assert done.returncode == 2, (flags, done.stderr)
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+        # The refusal names the flag (not a later failure, such as the missing scorer).
+        name = flags[0].lstrip("-")
+        assert name in done.stderr.replace("_", "-").replace("token file", "token-file"), (
+            flags,
+            done.stderr,
+        )
 
 
 def test_a_port_in_use_is_one_line_and_exit_1(tiny_scorer_dir: Path) -> None:
