@@ -83,6 +83,7 @@ def serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             http=GuardedH11Protocol,
+            ws="none",  # no WebSocket routes: an upgrade request is a plain HTTP request
             timeout_keep_alive=max(1, round(args.read_timeout)),
             timeout_graceful_shutdown=max(1, round(args.grace)),
             log_config=None,

@@ -41,6 +41,13 @@ class HTTPError(BadRequestError):
     status = 400
 
 
+class MalformedRequestError(HTTPError):
+    """HTTP framing that cannot be trusted (``Content-Length`` with ``Transfer-Encoding``).
+
+    Answered with ``Connection: close``: what follows on the connection cannot be framed.
+    """
+
+
 class UnauthorizedError(HTTPError):
     """No valid bearer token."""
 
@@ -134,4 +141,6 @@ def error_response(
         headers["retry-after"] = str(max(1, round(exc.retry_after)))
     if isinstance(exc, UnauthorizedError):
         headers["www-authenticate"] = 'Bearer realm="tersify"'
+    if isinstance(exc, MalformedRequestError):
+        headers["connection"] = "close"
     return JSONResponse(status_code=status, content=error_body(exc, request_id), headers=headers)

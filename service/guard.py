@@ -45,6 +45,7 @@ from tersify.limits import Deadline, Limits
 from tersify.service.admission import Admission, Ticket
 from tersify.service.errors import (
     HTTPError,
+    MalformedRequestError,
     MisdirectedRequestError,
     RequestTimeoutError,
     ShuttingDownError,
@@ -146,8 +147,14 @@ class Guard:
         self._open.add(path)
 
     def check_access(self, scope: Scope) -> None:
-        """Refuse a wrong ``Host`` (421) and a missing or wrong bearer token (401)."""
+        """Refuse ambiguous framing (400), a wrong ``Host`` (421), a missing token (401)."""
         headers = _headers(scope)
+        if "content-length" in headers and "transfer-encoding" in headers:
+            # h11 lets Transfer-Encoding win; a proxy in front may not (request smuggling).
+            self.metrics.reject("framing")
+            raise MalformedRequestError(
+                "Content-Length and Transfer-Encoding together are refused: send one of them"
+            )
         if self.config.allowed_hosts is not None:
             host = _hostname(headers.get("host", ""))
             if host not in self.config.allowed_hosts:

@@ -1,17 +1,29 @@
-"""uvicorn's h11 protocol with a header timeout: a client that connects and stalls is dropped.
+"""uvicorn's h11 protocol, hardened: stalled headers are dropped, broken HTTP gets the error shape.
 
 uvicorn times out an idle kept-alive connection, but not one that opens and sends
 nothing, or half a request line, or headers a byte at a time. Here every request's
 headers must arrive within ``timeout_keep_alive`` seconds of its first byte (or of the
-connection); the body has its own read timeout in :class:`~tersify.service.guard.Admitted`.
+connection); the body has its own read timeout in :class:`~tersify.service.guard.Guard`.
+
+A request that h11 itself refuses (a bad or conflicting ``Content-Length``, a
+``Transfer-Encoding`` other than chunked, headers over ``h11_max_incomplete_event_size``)
+never reaches the app: uvicorn answers it with a plain-text 400. Here it is answered in
+the service's error shape, with h11's status (400, 431 for headers too large, 501 for an
+unsupported transfer coding), and the connection is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
+from http import HTTPStatus
 from typing import Any
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from tersify.service.errors import HTTPError, error_body
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -21,6 +33,44 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(*args, **kwargs)
         self._header_timer: asyncio.TimerHandle | None = None
         self._armed_for: object = None
+        self._refusal: h11.RemoteProtocolError | None = None
+        next_event = self.conn.next_event
+
+        def remembered() -> Any:
+            try:
+                return next_event()
+            except h11.RemoteProtocolError as exc:
+                self._refusal = exc  # uvicorn drops it; send_400_response uses it
+                raise
+
+        self.conn.next_event = remembered  # type: ignore[method-assign]
+
+    def send_400_response(self, msg: str) -> None:
+        """Answer a request h11 refused in the error shape, with h11's status; then close."""
+        refusal = self._refusal
+        status = getattr(refusal, "error_status_hint", 400) if refusal else 400
+        reason = " ".join((str(refusal) if refusal else msg).split())
+        reason = reason if len(reason) <= 200 else reason[:200] + "..."
+        request_id = uuid.uuid4().hex
+        error = HTTPError(f"the HTTP request is malformed ({reason}): fix the client")
+        body = json.dumps(error_body(error, request_id)).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
+            (b"connection", b"close"),
+        ]
+        try:
+            phrase = HTTPStatus(status).phrase.encode()
+            self.transport.write(
+                self.conn.send(h11.Response(status_code=status, headers=headers, reason=phrase))
+                or b""
+            )
+            self.transport.write(self.conn.send(h11.Data(data=body)) or b"")
+            self.transport.write(self.conn.send(h11.EndOfMessage()) or b"")
+        except h11.LocalProtocolError:
+            pass  # h11 cannot answer in this state: just close
+        self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Start the clock for the first request's headers."""

@@ -243,6 +243,46 @@ def test_a_compressed_body_is_415(served: Served, encoding: bytes) -> None:
     assert b'"UnsupportedMediaTypeError"' in answer and b"Content-Encoding" in answer
 
 
+_POST = b"POST /compress HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (_POST + b"Content-Length: -1\r\n\r\n", b"400"),
+        (_POST + b"Content-Length: 1\r\nContent-Length: 2\r\n\r\nab", b"400"),
+        (_POST + b"Transfer-Encoding: gzip\r\n\r\n", b"501"),
+        (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 40_000, b"431"),
+        (b"GARBAGE\r\n\r\n", b"400"),
+        (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header: x\r\n\r\n", b"400"),
+        # Smuggling surface: h11 would let Transfer-Encoding win; refused instead.
+        (
+            _POST + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"400",
+        ),
+    ],
+)
+def test_broken_http_framing_gets_the_error_shape_and_a_closed_connection(
+    served: Served, data: bytes, status: bytes
+) -> None:
+    answer, took = _raw(served.port, data)
+    assert answer.startswith(b"HTTP/1.1 " + status), answer[:300]
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"connection: close" in head.lower()
+    error = json.loads(body)["error"]
+    assert error["type"] in ("HTTPError", "MalformedRequestError") and error["request_id"]
+    assert took < 3  # closed by the server
+
+
+def test_a_websocket_upgrade_is_a_plain_request(served: Served) -> None:
+    head = (
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade, close\r\n\r\n"
+    )
+    answer, _ = _raw(served.port, head)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+
+
 def test_a_foreign_host_header_is_421(served: Served) -> None:
     head = b"GET /healthz HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n"
     answer, _ = _raw(served.port, head)
