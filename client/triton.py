@@ -50,6 +50,17 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 _UNAVAILABLE = ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED")
+# What a restarting Triton answers under other statuses: the python backend's stub dying
+# while the server stops (INTERNAL), the model not (yet) loaded while it starts.
+_RESTARTING = (
+    "is not healthy",
+    "unknown model",
+    "has no available versions",
+    "is not ready",
+    "is not found",
+    "Socket closed",
+    "failed to connect",
+)
 # gRPC's default reconnect backoff grows to minutes; a restarted Triton should be found
 # again within a second.
 _CHANNEL_ARGS = [
@@ -129,6 +140,12 @@ class RetryPolicy:
                 f"RetryPolicy max_backoff_s={self.max_backoff_s} is below "
                 f"first_backoff_s={self.first_backoff_s}"
             )
+
+
+def _unavailable(exc: InferenceServerException) -> bool:
+    """Whether ``exc`` says the server is down or restarting (worth a retry, then a 503)."""
+    message = str(exc.message() or "")
+    return str(exc.status() or "") in _UNAVAILABLE or any(m in message for m in _RESTARTING)
 
 
 class _TritonScorerBase(BundleScorerBase):
@@ -219,7 +236,7 @@ class _TritonScorerBase(BundleScorerBase):
             return ScorerTimeoutError(
                 f"{where} did not answer within {self._retry.timeout_s:.0f}s: {exc.message()}"
             )
-        if status in _UNAVAILABLE:
+        if _unavailable(exc):
             return ScorerUnavailableError(
                 f"{where} is unavailable after {self._retry.retry_for_s:.0f}s of retries "
                 f"({exc.message()}); is it running? `tersify triton status`"
@@ -235,7 +252,7 @@ class _TritonScorerBase(BundleScorerBase):
         return max(0.05, min(self._retry.timeout_s, remaining))
 
     def _should_retry(self, exc: InferenceServerException, deadline: float) -> bool:
-        return str(exc.status() or "") in _UNAVAILABLE and time.monotonic() < deadline
+        return _unavailable(exc) and time.monotonic() < deadline
 
     def _backoff(self, attempt: int) -> float:
         return float(min(self._retry.max_backoff_s, self._retry.first_backoff_s * 2**attempt))
