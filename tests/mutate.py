@@ -13,7 +13,7 @@ installs them, beside ``tests/``, ``examples/`` and ``pyproject.toml``. mutmut k
 results there, so a second run only retests what changed.
 
     python tests/mutate.py [--max-children N] [--fail-under 85] [--planted-only]
-                           [--revision HEAD]
+                           [--revision HEAD] [--incremental]
 """
 
 # ruff: noqa: T201 - a command that prints its report
@@ -246,10 +246,16 @@ def main() -> int:
     parser.add_argument("--fail-under", type=float, default=85.0)
     parser.add_argument("--planted-only", action="store_true")
     parser.add_argument(
+        "--incremental", action="store_true", help="keep mutmut's earlier verdicts (faster; "
+        "they are not retested when only the tests changed)"
+    )
+    parser.add_argument(
         "--revision", help="test a commit's files (git archive) instead of the working tree"
     )
     options = parser.parse_args()
 
+    if not options.incremental:  # mutmut keeps old verdicts when only the tests changed
+        shutil.rmtree(STAGE / "mutants", ignore_errors=True)
     STAGE.mkdir(parents=True, exist_ok=True)
     stage(STAGE, checkout(options.revision))
     settings = config()
