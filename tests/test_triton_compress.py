@@ -120,11 +120,18 @@ def test_windows_of_requests_in_flight_meet_in_the_scorer_batcher(
 ) -> None:
     client = _client(triton)
     before = client.get_inference_statistics("tersify_scorer").model_stats[0]
-    raw = json.dumps(seed_request).encode()
+    # Four different requests (the model's score cache would answer repeats by itself).
+    raws = [
+        json.dumps({**seed_request, "context": [f"Request {i}. " + seed_request["context"][0]]})
+        .encode()
+        for i in range(4)
+    ]
     answers: list[bytes] = []
     threads = [
-        threading.Thread(target=lambda: answers.append(_infer(triton, raw).as_numpy("RESPONSE")))
-        for _ in range(4)
+        threading.Thread(
+            target=lambda raw=raw: answers.append(_infer(triton, raw).as_numpy("RESPONSE"))
+        )
+        for raw in raws
     ]
     for thread in threads:
         thread.start()
@@ -133,7 +140,7 @@ def test_windows_of_requests_in_flight_meet_in_the_scorer_batcher(
     after = client.get_inference_statistics("tersify_scorer").model_stats[0]
     inferences = after.inference_count - before.inference_count
     executions = after.execution_count - before.execution_count
-    assert len(answers) == 4 and len({a.tobytes() for a in answers}) == 1
+    assert len(answers) == 4 and len({a.tobytes() for a in answers}) == 4
     assert executions < inferences  # windows were merged into shared executions
 
 

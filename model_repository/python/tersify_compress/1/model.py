@@ -36,6 +36,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from tersify.bundle import INPUT_NAME, OUTPUT_NAME, Bundle
+from tersify.cache import ScoreCache
 from tersify.client import resolve_scorer_folder
 from tersify.client.tokenizer import BundleScorerBase
 from tersify.compressor import Compressor
@@ -153,6 +154,8 @@ class TritonPythonModel:
         # The tokenizer and the target encoding load once, here, not on the first request.
         self.scorer = BlsScorer(self.bundle, model=self.model, lengths=self.lengths)
         Compressor(self.scorer, encoding=self.encoding, limits=self.limits)
+        # One score cache for every request of this instance: documents seen before are free.
+        self.cache = ScoreCache()
         self.pool = ThreadPoolExecutor(
             max_workers=max(1, int(config.get("max_batch_size", 1))),
             thread_name_prefix="tersify_compress",
@@ -190,7 +193,10 @@ class TritonPythonModel:
         parsed = CompressRequest.from_json(raw)
         deadline = Deadline(self.timeout_s)
         compressor = Compressor(
-            self.scorer.bound(loop, deadline), encoding=self.encoding, limits=self.limits
+            self.scorer.bound(loop, deadline),
+            encoding=self.encoding,
+            limits=self.limits,
+            cache=self.cache,
         )
         result = compress(parsed, compressor, deadline=deadline)
         # What `tersify compress` prints, byte for byte.
