@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from tersify.errors import BadRequestError
-from tersify.scoring import FloatArray, IntArray, Scorer, Tokenized
+from tersify.scoring import FloatArray, IntArray, Scorer, ScorerWrapper
 
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024  # 64 MiB: about 16M scored tokens
 DEFAULT_DISK_BYTES = 1024 * 1024 * 1024
@@ -263,7 +263,7 @@ class _DiskRows:
         self._db.close()
 
 
-class CachedScorer:
+class CachedScorer(ScorerWrapper):
     """A scorer that asks its inner scorer only for windows the cache does not hold.
 
     The same window twice in one call is scored once. Everything else (name, BOS,
@@ -290,29 +290,10 @@ class CachedScorer:
         return self._scorer
 
     @property
-    def name(self) -> str:
-        """The inner scorer's name."""
-        return self._scorer.name
-
-    @property
-    def bos_token_id(self) -> int | None:
-        """The inner scorer's BOS id."""
-        return self._scorer.bos_token_id
-
-    @property
-    def max_window(self) -> int:
-        """The inner scorer's longest window."""
-        return self._scorer.max_window
-
-    @property
     def fingerprint(self) -> str | None:
         """The inner scorer's fingerprint, if it has one."""
         value = getattr(self._scorer, "fingerprint", None)
         return None if value is None else str(value)
-
-    def tokenize(self, text: str) -> Tokenized:
-        """The inner scorer's tokenization."""
-        return self._scorer.tokenize(text)
 
     def key(self, window: IntArray) -> bytes:
         """The cache key of ``window`` for this scorer."""

@@ -13,10 +13,10 @@ import time
 from collections.abc import Sequence
 
 from tersify.limits import Deadline, deadline_scope
-from tersify.scoring import FloatArray, IntArray, Scorer, Tokenized
+from tersify.scoring import FloatArray, IntArray, Scorer, ScorerWrapper
 
 
-class Metered:
+class Metered(ScorerWrapper):
     """``scorer`` with a meter and a deadline; a :class:`~tersify.scoring.Scorer` itself.
 
     >>> from tersify.limits import Deadline
@@ -37,25 +37,6 @@ class Metered:
         self.tokens = 0
         self.calls = 0
         self.seconds = 0.0
-
-    @property
-    def name(self) -> str:
-        """The wrapped scorer's name."""
-        return self._scorer.name
-
-    @property
-    def bos_token_id(self) -> int | None:
-        """The wrapped scorer's BOS id."""
-        return self._scorer.bos_token_id
-
-    @property
-    def max_window(self) -> int:
-        """The wrapped scorer's longest window."""
-        return self._scorer.max_window
-
-    def tokenize(self, text: str) -> Tokenized:
-        """Tokenize with the wrapped scorer (not metered: no log-probs are computed)."""
-        return self._scorer.tokenize(text)
 
     def logprobs(self, windows: Sequence[IntArray]) -> list[FloatArray]:
         """Check the deadline, then score ``windows`` and count the work."""

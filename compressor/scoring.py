@@ -63,6 +63,34 @@ class Scorer(Protocol):
         ...
 
 
+class ScorerWrapper:
+    """A scorer in front of another (a cache, a meter): everything but ``logprobs`` is its.
+
+    Subclasses set ``self._scorer`` and define ``logprobs``.
+    """
+
+    _scorer: Scorer
+
+    @property
+    def name(self) -> str:
+        """The wrapped scorer's name."""
+        return self._scorer.name
+
+    @property
+    def bos_token_id(self) -> int | None:
+        """The wrapped scorer's BOS id."""
+        return self._scorer.bos_token_id
+
+    @property
+    def max_window(self) -> int:
+        """The wrapped scorer's longest window."""
+        return self._scorer.max_window
+
+    def tokenize(self, text: str) -> Tokenized:
+        """The wrapped scorer's tokenization (no log-probs are computed)."""
+        return self._scorer.tokenize(text)
+
+
 @dataclass(frozen=True)
 class Units:
     """Units of one text: unit ``u`` spans characters ``starts[u]:starts[u + 1]``.
