@@ -1,7 +1,7 @@
 """``tersify ask``: compress a request, then ask an LLM with the full and the compressed prompt.
 
-The output follows the seed's layout (the compression's answer, then each LLM answer with
-its response time and ``usage.prompt_tokens``); ``--json`` prints one JSON object instead.
+The output follows the original compression service's layout (the compression's answer,
+then each LLM answer with its response time and ``usage.prompt_tokens``); ``--json`` prints one JSON object instead.
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ def add_command(
     parser = commands.add_parser(
         "ask",
         help="ask an LLM with the full and the compressed prompt",
-        description="Compress a request (the seed's JSON), then ask an OpenAI-compatible LLM "
+        description="Compress a JSON request, then ask an OpenAI-compatible LLM "
         "the same question with the full and with the compressed prompt.",
     )
-    parser.add_argument("request", help="request JSON file in the seed's format, or - for stdin")
+    parser.add_argument(
+        "request", help="request JSON file (see tersify compress --schema), or - for stdin"
+    )
     parser.add_argument(
         "--llm", required=True, help="the LLM's OpenAI-compatible base URL, e.g. http://HOST/v1"
     )
@@ -46,7 +48,9 @@ def add_command(
         action="store_true",
         help="compress as LongLLMLingua: rank contexts and score tokens against the question",
     )
-    parser.add_argument("--temperature", type=float, default=0.0, help="default 0, as the seed")
+    parser.add_argument(
+        "--temperature", type=float, default=0.0, help="default 0: same prompt, same answer"
+    )
     parser.add_argument("--max-tokens", type=int, default=None, help="cap on each answer")
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds per LLM call (default 300)"
@@ -90,12 +94,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
     else:
-        sys.stdout.write(seed_layout(summary, compressor.scorer.name))
+        sys.stdout.write(report_layout(summary, compressor.scorer.name))
     return 0
 
 
-def seed_layout(summary: dict[str, Any], scorer: str) -> str:
-    """The seed's text layout for an ``AskResult.to_json()`` summary."""
+def report_layout(summary: dict[str, Any], scorer: str) -> str:
+    """The text report (compression answer, then each LLM call) of an ``AskResult`` summary."""
     compression = dict(summary["compression"])
     seconds = compression.pop("seconds")
     fence = "```"

@@ -2,7 +2,7 @@
 
 Copied into the model repository by ``tersify triton repo`` (and ``tersify triton start``);
 never imported by tersify. A front at the edge, like the CLI: it imports the core and the
-client. ``REQUEST`` holds the seed's JSON request as UTF-8 bytes; ``RESPONSE`` holds the
+client. ``REQUEST`` holds a JSON compression request as UTF-8 bytes; ``RESPONSE`` holds the
 answer, byte for byte what ``tersify compress`` prints, and ``ORIGIN_TOKENS`` /
 ``COMPRESSED_TOKENS`` its two counts.
 

@@ -4,7 +4,7 @@ Windows are right-padded to a few fixed lengths so that Triton's dynamic batcher
 merge requests of many callers (it merges only equal shapes). A compression's windows
 travel together: padded to the longest one's length, they go as one batched request (or
 several of the server's ``max_batch_size`` rows, all in flight at once over the scorer's
-one gRPC channel), never one round trip after another. On an H100 the seed's scorer time
+one gRPC channel), never one round trip after another. On an H100 the example request's scorer time
 went from 19.6 ms as two requests of different lengths to 15.3 ms as one [5, 512]. Every
 request has a deadline; while the server is unavailable, requests are retried with
 backoff, then fail with one clear error.

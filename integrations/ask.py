@@ -1,4 +1,4 @@
-"""The seed's second half: ask an LLM the same question with the full and the compressed prompt.
+"""Ask an LLM the same question with the full and the compressed prompt.
 
 >>> from tersify import ask
 >>> result = ask({"context": ["..."], "question": "..."},
@@ -40,7 +40,7 @@ class AskResult:
         return self.compression.total_seconds
 
     def to_json(self, price_per_1k: float = DEFAULT_PRICE_PER_1K) -> dict[str, Any]:
-        """A JSON-ready summary: the seed's compression answer and both LLM calls."""
+        """A JSON-ready summary: the compression's answer and both LLM calls."""
         return {
             "model": self.model,
             "question": self.question,
@@ -86,7 +86,7 @@ def ask(
     timeout: float = DEFAULT_TIMEOUT,
     question_aware: bool = False,
 ) -> AskResult:
-    """Compress ``request`` (the seed's format), then ask ``llm`` with both prompts.
+    """Compress ``request`` (the JSON request format), then ask ``llm`` with both prompts.
 
     Each prompt is sent as one user message; the full prompt is LLMLingua's layout of
     instruction, contexts and question, the one the compression starts from. The LLM is
