@@ -1,7 +1,8 @@
 """``tersify ask``: compress a request, then ask an LLM with the full and the compressed prompt.
 
 The output follows the original compression service's layout (the compression's answer,
-then each LLM answer with its response time and ``usage.prompt_tokens``); ``--json`` prints one JSON object instead.
+then each LLM answer with its response time and ``usage.prompt_tokens``); ``--json`` prints
+one JSON object instead.
 """
 
 from __future__ import annotations
