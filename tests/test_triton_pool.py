@@ -70,7 +70,7 @@ def test_killed_instance_loses_no_request_and_comes_back(
     embedded = Compressor(str(tiny_scorer_dir))
     want = [embedded.compress(c, **kw).compressed_prompt for c, kw in _requests()]
     pool = TritonPoolScorer(pool_targets(_url(three)), bundle, policy=PoolPolicy(retry_for_s=60))
-    remote = Compressor(pool)
+    remote = Compressor(pool, cache=False)  # every window must reach an instance
     got: list[str] = []
     errors: list[BaseException] = []
     first_done = threading.Event()
