@@ -86,14 +86,11 @@ class _Job:
 
     texts: list[str]
     question: str
-    render: Callable[[Sequence[int], list[str]], str]
+    render: Callable[[list[str]], str]
     frozen: Collection[int] = ()
     rates: Sequence[float | None] | None = None
     verbatim_parts: str = "instruction and question"
 
-    def prompt(self, order: Sequence[int], parts: list[str]) -> str:
-        """The prompt holding ``parts`` of the pieces ``order``."""
-        return self.render(order, parts)
 
 
 class Compressor:
@@ -216,7 +213,7 @@ class Compressor:
         contexts = texts("context", context)
         question, instruction = text("question", question), text("instruction", instruction)
 
-        def render(order: Sequence[int], parts: list[str]) -> str:
+        def render(parts: list[str]) -> str:
             return join_prompt(instruction, parts, question)
 
         job = _Job(texts=contexts, question=question, render=render)
@@ -257,7 +254,7 @@ class Compressor:
         pieces = texts("segments", [p.text for p in parts])
         question, instruction = text("question", question), text("instruction", instruction)
 
-        def render(order: Sequence[int], kept: list[str]) -> str:
+        def render(kept: list[str]) -> str:
             return join_prompt(instruction, ["".join(kept)], question)
 
         job = _Job(
@@ -304,10 +301,12 @@ class Compressor:
         layout = JsonLayout.of(value, keep_keys=keys)
         strings = [text(f"string {i}", s) for i, s in enumerate(layout.strings)]
 
-        def render(order: Sequence[int], kept: list[str]) -> str:
-            return layout.render(kept)
-
-        job = _Job(texts=strings, question="", render=render, verbatim_parts="JSON keys and values")
+        job = _Job(
+            texts=strings,
+            question="",
+            render=layout.render,
+            verbatim_parts="JSON keys and values",
+        )
         return self._run(
             job,
             Budget(rate=rate, ratio=ratio, target_token=target_token),
@@ -331,7 +330,7 @@ class Compressor:
         started = time.perf_counter()
         self._limits.check_contexts(len(job.texts))
         everything = list(range(len(job.texts)))
-        original = job.prompt(everything, job.texts)
+        original = job.render(job.texts)
         origin_tokens = self.count(original)
         target = budget.target(origin_tokens)
         if target >= origin_tokens or not any(job.texts):
@@ -340,7 +339,7 @@ class Compressor:
                 explanation=_unchanged(job.texts) if explain else None,
             )
         verbatim = [t if i in job.frozen else "" for i, t in enumerate(job.texts)]
-        floor = self.count(job.prompt(everything, verbatim))
+        floor = self.count(job.render(verbatim))
         if target < floor:
             raise BadRequestError(
                 f"the budget of {target} tokens is below the {floor} tokens of "
@@ -368,7 +367,7 @@ class Compressor:
         assembler = Assembler([job.texts[i] for i in order], units)
 
         def build(keep: BoolArray) -> str:
-            return job.prompt(order, assembler.kept_parts(keep))
+            return job.render(assembler.kept_parts(keep))
 
         fitted = selection.fit(
             order, build, target, weights, frozen=job.frozen, sentences=sentence_filter

@@ -124,11 +124,6 @@ class CompressRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
     explain: bool = False
 
-    @property
-    def size(self) -> int:
-        """How many texts the request holds (contexts, or one)."""
-        return len(self.context) if self.kind == "context" else 1
-
     @classmethod
     def from_json(cls, raw: str | bytes) -> CompressRequest:
         """Parse and check a JSON request; every problem is a :class:`BadRequestError`."""
