@@ -14,6 +14,8 @@ import json
 import re
 from importlib import resources
 
+import numpy as np
+import numpy.typing as npt
 import tiktoken
 
 from tersify.errors import BadRequestError, InternalError
@@ -54,8 +56,11 @@ def load_encoding(name: str = DEFAULT_ENCODING) -> tiktoken.Encoding:
 # open a contraction, nor a combining mark) both shipped encodings' pre-tokenizers always
 # cut, so a text's count is the sum of its pieces' counts cut there. Pieces of at least
 # _PIECE characters are counted once each and remembered: the prompts that the budget
-# bisection counts share most of their pieces. tests/test_encoding.py checks the sum
-# against whole-text encoding on adversarial text.
+# bisection counts share most of their pieces. The pieces not remembered yet are counted
+# together, in one encoding of their concatenation (each one after the first starts with
+# a cut character and each one before the last ends with a letter or digit, so their
+# joins are cuts too); each piece's count is read off the token ends in bytes.
+# tests/test_encoding.py checks the sum against whole-text encoding on adversarial text.
 _CUT_BEFORE = (
     " \t\n!\"#$%&()*+,\\-./:;<=>?@\\[\\]^_`{|}~"
     "\u3001\u3002\uff0c\uff1b\uff1a\uff1f\uff01\uff08\uff09\u300a\u300b\u3010\u3011"
@@ -64,6 +69,7 @@ _CUT_BEFORE = (
 _PIECE = 24
 _PIECES = re.compile(rf"(?s).{{{_PIECE},}}?[^\W_](?=[{_CUT_BEFORE}])")
 _REMEMBERED = 1 << 16
+_ONE_BY_ONE = 4  # up to this many new pieces, encoding each costs less than the batch
 
 
 def count_tokens(encoding: tiktoken.Encoding, text: str) -> int:
@@ -74,18 +80,55 @@ def count_tokens(encoding: tiktoken.Encoding, text: str) -> int:
     """
     if len(text) < 4 * _PIECE:
         return len(encoding.encode_ordinary(text))
-    total, end = 0, 0
-    for piece in _PIECES.finditer(text):
-        total += _piece_count(encoding, piece.group())
-        end = piece.end()
-    return total + (_piece_count(encoding, text[end:]) if end < len(text) else 0)
+    pieces: list[str] = _PIECES.findall(text)
+    covered = sum(map(len, pieces))
+    if covered < len(text):
+        pieces.append(text[covered:])
+    remembered = _remembered(encoding)
+    found = list(map(remembered.get, pieces))
+    if None not in found:
+        return sum(found)  # type: ignore[arg-type]  # no None in it
+    new = [piece for piece, count in zip(pieces, found, strict=True) if count is None]
+    counts = _count_each(encoding, new)
+    if len(remembered) + len(new) > _REMEMBERED:
+        remembered.clear()
+    remembered.update(zip(new, counts, strict=True))
+    return sum(count for count in found if count is not None) + sum(counts)
 
 
-@functools.lru_cache(maxsize=_REMEMBERED)
-def _piece_count(encoding: tiktoken.Encoding, piece: str) -> int:
-    return len(encoding.encode_ordinary(piece))
+def _count_each(encoding: tiktoken.Encoding, pieces: list[str]) -> list[int]:
+    """The count of each piece, the ``text[end:]`` rest last if it is one of them."""
+    if len(pieces) > _ONE_BY_ONE:
+        try:
+            ends = np.cumsum(list(map(len, map(str.encode, pieces))))
+        except UnicodeEncodeError:  # a lone surrogate: tiktoken replaces it piece by piece
+            pass
+        else:
+            tokens = encoding.encode_to_numpy("".join(pieces), disallowed_special=())
+            token_ends = np.cumsum(_token_bytes(encoding)[tokens])
+            before = np.searchsorted(token_ends, ends, side="right")
+            return np.diff(before, prepend=0).tolist()  # type: ignore[no-any-return]
+    return [len(encoding.encode_ordinary(piece)) for piece in pieces]
+
+
+@functools.lru_cache(maxsize=len(SHIPPED_ENCODINGS))
+def _remembered(encoding: tiktoken.Encoding) -> dict[str, int]:
+    """The piece counts remembered for ``encoding``."""
+    return {}
+
+
+@functools.lru_cache(maxsize=len(SHIPPED_ENCODINGS))
+def _token_bytes(encoding: tiktoken.Encoding) -> npt.NDArray[np.int64]:
+    """Each token's length in bytes, by token id (0 for ids that are not tokens)."""
+    lengths = np.zeros(encoding.n_vocab, dtype=np.int64)
+    for token in range(encoding.n_vocab):
+        try:
+            lengths[token] = len(encoding.decode_single_token_bytes(token))
+        except KeyError:
+            continue
+    return lengths
 
 
 def forget_counts() -> None:
     """Forget the remembered piece counts (for benchmarks that must start cold)."""
-    _piece_count.cache_clear()
+    _remembered.cache_clear()
