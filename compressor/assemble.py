@@ -14,6 +14,7 @@ once.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -45,9 +46,16 @@ class Assembler:
 
     def __init__(self, texts: Sequence[str], units: Sequence[Units]) -> None:
         self._texts = list(texts)
-        self._units = list(units)
-        sizes = [len(u) for u in self._units]
+        sizes = [len(u) for u in units]
         self._bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        # All texts' code points one after the other, and each unit's length in them (units
+        # tile their text): a keep mask becomes a character mask, the kept text one decoding.
+        self._lengths = np.concatenate(
+            [u.ends - u.starts for u in units] or [np.zeros(0, dtype=np.int64)]
+        ).astype(np.int64)
+        self._codes = np.frombuffer(
+            "".join(self._texts).encode(_CODE_POINTS, "surrogatepass"), dtype=np.uint32
+        )
 
     @property
     def n_units(self) -> int:
@@ -56,22 +64,15 @@ class Assembler:
 
     def kept_parts(self, keep: BoolArray) -> list[str]:
         """What each text keeps of its units where ``keep`` is true, in order."""
-        return [
-            _kept_text(text, units, keep[self._bounds[index] : self._bounds[index + 1]])
-            for index, (text, units) in enumerate(zip(self._texts, self._units, strict=True))
-        ]
+        kept = self._codes[np.repeat(keep, self._lengths)].tobytes()
+        text = kept.decode(_CODE_POINTS, "surrogatepass")
+        if len(self._texts) == 1:
+            return [text]
+        ends = np.concatenate([[0], np.cumsum(self._lengths * keep)])[self._bounds].tolist()
+        return [text[a:b] for a, b in pairwise(ends)]
 
 
-def _kept_text(text: str, units: Units, mask: BoolArray) -> str:
-    kept = np.flatnonzero(mask)
-    if len(kept) == 0:
-        return ""
-    # Consecutive kept units are one contiguous slice of the text: cut once per run.
-    breaks = np.flatnonzero(np.diff(kept) != 1)
-    firsts = np.concatenate([[kept[0]], kept[breaks + 1]])
-    lasts = np.concatenate([kept[breaks], [kept[-1]]])
-    starts, ends = units.starts[firsts].tolist(), units.ends[lasts].tolist()
-    return "".join(map(text.__getitem__, map(slice, starts, ends)))
+_CODE_POINTS = "utf-32-le"  # one 32-bit number per character: numpy can mask them
 
 
 def fit_budget(
