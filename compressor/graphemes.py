@@ -16,6 +16,7 @@ Two kinds of span must stay whole when units are kept or dropped:
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -49,6 +50,8 @@ def cluster_spans(text: str) -> list[tuple[int, int]]:
     >>> cluster_spans("ok 👍🏽 🇯🇵!")
     [(3, 5), (6, 8)]
     """
+    if _all_safe(text):
+        return []
     # Regions: each run of unsafe characters with one safe character either side. Rules
     # that look back (emoji ZWJ sequences, flag pairs, Indic conjuncts) cross only unsafe
     # characters, so a region's segmentation is the whole text's.
@@ -65,6 +68,22 @@ def cluster_spans(text: str) -> list[tuple[int, int]]:
         for cluster in _CLUSTER.finditer(text, start, end)
         if cluster.end() - cluster.start() > 1
     ]
+
+
+def _all_safe(text: str) -> bool:
+    """Whether ``text`` holds only safe characters (a table look-up per character)."""
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    return bool(_safe_table().take(codes, mode="clip").all())  # clip: past the BMP, unsafe
+
+
+@functools.cache
+def _safe_table() -> npt.NDArray[np.bool_]:
+    """Whether each code point of the BMP is safe; index 0x10000 stands for all past it."""
+    table = np.ones(0x10001, dtype=np.bool_)
+    table[0x10000] = False
+    for run in _UNSAFE_RUNS.finditer("".join(map(chr, range(0x10000)))):
+        table[run.start() : run.end()] = False
+    return table
 
 
 def bidi_spans(text: str) -> list[tuple[int, int]]:
