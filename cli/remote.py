@@ -1,9 +1,9 @@
 """``tersify compress --server grpc://HOST:PORT REQUEST``: the whole request to Triton.
 
-The request goes, as it is, to the ``tersify_compress`` model; its ``RESPONSE`` is what
-``tersify compress`` would print, byte for byte. Triton's errors come back as tersify's:
-``INVALID_ARGUMENT`` is the caller's fault (exit 2), the rest are runtime failures (exit 1),
-each with the server's one-line message.
+The request goes, as it is, to the ``tersify_compress`` model as one BYTES element; its
+``RESPONSE`` (BYTES) is what ``tersify compress`` would print, byte for byte. Triton's
+errors come back as tersify's: ``INVALID_ARGUMENT`` is the caller's fault (exit 2), the
+rest are runtime failures (exit 1), each with the server's one-line message.
 
 >>> CompressServer.parse("grpc://triton:8001")
 CompressServer(address='triton:8001', model='tersify_compress', timeout_s=None)
@@ -76,8 +76,9 @@ def compress_remote(server: CompressServer, request: bytes) -> bytes:
             "--server needs tritonclient: pip install 'tersify[triton]'"
         ) from exc
 
-    data = np.frombuffer(request, dtype=np.uint8)[None]
-    tensor = grpcclient.InferInput("REQUEST", list(data.shape), "UINT8")
+    # One BYTES element (shape [1, 1]: a batch of one); an object array keeps every byte.
+    data = np.array([[request]], dtype=np.object_)
+    tensor = grpcclient.InferInput("REQUEST", list(data.shape), "BYTES")
     tensor.set_data_from_numpy(data)
     client = grpcclient.InferenceServerClient(server.address)
     try:
@@ -91,9 +92,9 @@ def compress_remote(server: CompressServer, request: bytes) -> bytes:
     finally:
         client.close()
     answer = result.as_numpy("RESPONSE")
-    if answer is None:
-        raise ScorerError(f"{server.model} at {server.address} answered without RESPONSE")
-    return bytes(answer.tobytes())
+    if answer is None or answer.size != 1 or not isinstance(answer.flat[0], bytes):
+        raise ScorerError(f"{server.model} at {server.address} answered without one BYTES RESPONSE")
+    return bytes(answer.flat[0])
 
 
 def add_option(parser: argparse.ArgumentParser) -> None:

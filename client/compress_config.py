@@ -2,12 +2,12 @@
 
 A python-backend model in both forms of the repository (its code is Python wherever it
 runs); what differs is only where the scorer it calls runs. Its batching merges the
-requests in flight into one ``execute`` (ragged: requests of any size), where each
+requests in flight into one ``execute`` (one BYTES element each, of any size), where each
 compresses on its own thread, so their windows meet in the scorer's dynamic batcher.
 
-Text travels as UTF-8 in UINT8 tensors: the python backend stub inside ``nvidia-pytriton``
-corrupts BYTES tensors both ways when numpy 2 is installed (the request arrives as its
-first byte repeated; the answer leaves empty), while DLPack tensors cross intact.
+Text travels as BYTES tensors of one element: ``REQUEST`` the JSON request, ``RESPONSE``
+the answer. (The python backend stub inside ``nvidia-pytriton`` 0.7.0 converts them right
+only with numpy < 2; ``compress_backend.py`` says how it gets one.)
 """
 
 from __future__ import annotations
@@ -70,11 +70,10 @@ class CompressConfig:
             'backend: "python"',
             f"max_batch_size: {self.max_batch_size}",
             "input [",
-            f'  {{ name: "{REQUEST}" data_type: TYPE_UINT8 dims: [ -1 ]',
-            "    allow_ragged_batch: true }",
+            f'  {{ name: "{REQUEST}" data_type: TYPE_STRING dims: [ 1 ] }}',
             "]",
             "output [",
-            f'  {{ name: "{RESPONSE}" data_type: TYPE_UINT8 dims: [ -1 ] }},',
+            f'  {{ name: "{RESPONSE}" data_type: TYPE_STRING dims: [ 1 ] }},',
             f'  {{ name: "{ORIGIN_TOKENS}" data_type: TYPE_INT64 dims: [ 1 ] }},',
             f'  {{ name: "{COMPRESSED_TOKENS}" data_type: TYPE_INT64 dims: [ 1 ] }}',
             "]",

@@ -34,6 +34,8 @@ from tersify.errors import ScorerUnavailableError
 STATE_FILE = "server.json"
 SHM = Path("/dev/shm")  # noqa: S108 - where the python backend keeps its regions
 _SHM_PREFIX = f"{SHM}/"
+# numpy < 2 for the python backend stub: pip install --target VENV/triton-stub 'numpy<2'
+STUB_SITE_PACKAGES = Path(sys.prefix) / "triton-stub"
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,10 @@ def _environment() -> dict[str, str]:
     )
     paths = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     env["TERSIFY_SITE_PACKAGES"] = os.pathsep.join(sorted(paths))
+    # This stub (pybind11 2.10) converts BYTES tensors right only with numpy < 2:
+    # tersify_compress puts this folder first on its path (see compress_backend.py).
+    if not env.get("TERSIFY_STUB_SITE_PACKAGES") and STUB_SITE_PACKAGES.is_dir():
+        env["TERSIFY_STUB_SITE_PACKAGES"] = str(STUB_SITE_PACKAGES)
     return env
 
 

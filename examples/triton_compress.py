@@ -3,8 +3,9 @@
     python examples/triton_compress.py grpc://127.0.0.1:8001 examples/seed_request.json
 
 Start a Triton that serves it with ``tersify triton start`` (it prints the gRPC URL). The
-JSON request travels as UTF-8 bytes in one UINT8 tensor; the answer comes back the same
-way, byte for byte what ``tersify compress`` prints, with its two token counts beside it.
+JSON request travels as one BYTES element (``REQUEST``, shape [1, 1]: a batch of one); the
+answer comes back the same way (``RESPONSE``), byte for byte what ``tersify compress``
+prints, with its two token counts (INT64) beside it.
 Several requests can be in flight at once: Triton merges their scorer windows.
 """
 
@@ -23,15 +24,15 @@ def compress(url: str, request: bytes) -> tuple[bytes, int, int]:
     """Send one request; return the answer's bytes, origin tokens and compressed tokens."""
     parsed = urlparse(url)
     client = grpcclient.InferenceServerClient(f"{parsed.hostname}:{parsed.port}")
-    data = np.frombuffer(request, dtype=np.uint8)[None]  # shape [1, n]
-    tensor = grpcclient.InferInput("REQUEST", list(data.shape), "UINT8")
-    tensor.set_data_from_numpy(data)
+    tensor = grpcclient.InferInput("REQUEST", [1, 1], "BYTES")
+    # An object array of bytes: np.bytes_ would drop trailing NUL bytes.
+    tensor.set_data_from_numpy(np.array([[request]], dtype=np.object_))
     try:
         result = client.infer("tersify_compress", [tensor], client_timeout=300)
     finally:
         client.close()
     return (
-        result.as_numpy("RESPONSE").tobytes(),
+        bytes(result.as_numpy("RESPONSE")[0, 0]),
         int(result.as_numpy("ORIGIN_TOKENS")[0, 0]),
         int(result.as_numpy("COMPRESSED_TOKENS")[0, 0]),
     )

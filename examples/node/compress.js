@@ -34,11 +34,15 @@ function main(argv) {
   const { inference } = grpc.loadPackageDefinition(definition);
   const client = new inference.GRPCInferenceService(address, grpc.credentials.createInsecure());
 
-  // The JSON request travels as UTF-8 bytes in one UINT8 tensor of shape [1, n].
+  // The JSON request travels as one BYTES element of shape [1, 1] (a batch of one). In
+  // raw_input_contents a BYTES tensor is each element's length (4 bytes, little-endian)
+  // followed by its bytes.
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(request.length, 0);
   const message = {
     model_name: model || "tersify_compress",
-    inputs: [{ name: "REQUEST", datatype: "UINT8", shape: [1, request.length] }],
-    raw_input_contents: [request],
+    inputs: [{ name: "REQUEST", datatype: "BYTES", shape: [1, 1] }],
+    raw_input_contents: [Buffer.concat([length, request])],
   };
   const deadline = new Date(Date.now() + 300 * 1000);
   client.ModelInfer(message, { deadline }, (error, response) => {
@@ -50,7 +54,9 @@ function main(argv) {
     const output = (name) => response.raw_output_contents[
       response.outputs.findIndex((o) => o.name === name)
     ];
-    process.stdout.write(output("RESPONSE"));
+    // RESPONSE is one BYTES element: its 4-byte length, then the answer.
+    const answer = output("RESPONSE");
+    process.stdout.write(answer.subarray(4, 4 + answer.readUInt32LE(0)));
     const origin = output("ORIGIN_TOKENS").readBigInt64LE(0);
     const compressed = output("COMPRESSED_TOKENS").readBigInt64LE(0);
     process.stderr.write(`origin_tokens=${origin} compressed_tokens=${compressed}\n`);

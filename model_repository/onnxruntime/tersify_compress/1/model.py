@@ -2,9 +2,9 @@
 
 Copied into the model repository by ``tersify triton repo`` (and ``tersify triton start``);
 never imported by tersify. A front at the edge, like the CLI: it imports the core and the
-client. ``REQUEST`` holds a JSON compression request as UTF-8 bytes; ``RESPONSE`` holds the
-answer, byte for byte what ``tersify compress`` prints, and ``ORIGIN_TOKENS`` /
-``COMPRESSED_TOKENS`` its two counts.
+client. ``REQUEST`` holds a JSON compression request (one BYTES element); ``RESPONSE`` holds
+the answer (one BYTES element), byte for byte what ``tersify compress`` prints, and
+``ORIGIN_TOKENS`` / ``COMPRESSED_TOKENS`` its two counts.
 
 The compressor asks the scorer model for log-probs through business-logic scripting (BLS):
 every window of a compression is one ``InferenceRequest`` to ``tersify_scorer``, all sent
@@ -14,8 +14,17 @@ worker thread, whose scorer hands its BLS calls to the stub's event loop and wai
 
 Each request is checked and answered on its own: a bad one fails alone with the CLI's
 one-line message (``INVALID_ARG``), under the same ``Limits`` as every front, within its
-deadline. Tensors cross the stub through DLPack only (UINT8 for text): with numpy 2 in the
-stub's environment, BYTES tensors and tensors built from numpy arrive corrupt or empty.
+deadline.
+
+Every tensor goes through the stub's numpy conversion (BYTES has no DLPack form), which
+needs a stub built with pybind11 2.12 or later (Triton 24.11 on) or numpy < 2 in the stub.
+The stub inside ``nvidia-pytriton`` 0.7.0 (Triton 2.51, pybind11 2.10) reads numpy 2's dtype
+item size as 0: an array it builds over a tensor's memory repeats the first element, and
+one it sends holds 0 bytes. The launcher names a folder with numpy < 2 in
+``TERSIFY_STUB_SITE_PACKAGES``; it goes first on ``sys.path``, before anything imports
+numpy. (With numpy < 2 this stub's DLPack import loops on the capsule it renamed, so DLPack
+is used only to detect the bad case under numpy 2.) Where the stub cannot convert, the
+model loads and refuses every request with a message that says how to fix it.
 """
 
 import asyncio
@@ -26,6 +35,10 @@ import site
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+# First on the path: a numpy < 2 for a stub built with pybind11 < 2.12 (see above).
+for _entry in reversed(os.environ.get("TERSIFY_STUB_SITE_PACKAGES", "").split(os.pathsep)):
+    if _entry and _entry not in sys.path:
+        sys.path.insert(0, _entry)
 # The backend stub does not put PYTHONPATH on sys.path; the launcher passes the
 # environment that has tersify, numpy, tokenizers and tiktoken.
 for _entry in os.environ.get("TERSIFY_SITE_PACKAGES", "").split(os.pathsep):
@@ -107,7 +120,7 @@ class BlsScorer(BundleScorerBase):
         return pb_utils.InferenceRequest(
             model_name=self._model,
             requested_output_names=[OUTPUT_NAME],
-            inputs=[pb_utils.Tensor.from_dlpack(INPUT_NAME, ids)],
+            inputs=[pb_utils.Tensor(INPUT_NAME, ids)],
             **options,
         )
 
@@ -120,7 +133,7 @@ class BlsScorer(BundleScorerBase):
         tensor = pb_utils.get_output_tensor_by_name(response, OUTPUT_NAME)
         if tensor is None:
             raise ScorerError(f"the scorer model {self._model} answered without {OUTPUT_NAME}")
-        out = np.from_dlpack(tensor)
+        out = tensor.as_numpy()
         if out.ndim != 2 or out.shape[1] < length:
             raise ScorerError(f"the scorer model {self._model} answered a {out.shape} tensor")
         return np.array(out[0, :length], dtype=np.float32)
@@ -130,10 +143,38 @@ async def _gather(requests):
     return await asyncio.gather(*(r.async_exec() for r in requests))
 
 
+class _Unconverted:
+    """A BYTES input the stub could not convert: every element is None."""
+
+    def reshape(self, dims):
+        return np.full(dims, None, dtype=np.object_)
+
+
+def _stub_converts_tensors():
+    """Whether the stub builds numpy arrays over tensor memory right (see the docstring)."""
+    if int(np.__version__.split(".")[0]) < 2:
+        return True  # every pybind11 reads numpy 1's dtypes
+    # Under numpy 2, DLPack crosses right: the stub's array over the same memory must match.
+    probe = pb_utils.Tensor.from_dlpack("probe", np.arange(1, 5, dtype=np.int64))
+    return probe.as_numpy().tolist() == [1, 2, 3, 4]
+
+
 class TritonPythonModel:
     """Compresses each request of a merged batch on its own worker thread."""
 
     def initialize(self, args):
+        self.refusal = None
+        if not _stub_converts_tensors():
+            self.refusal = ScorerUnavailableError(
+                f"tersify_compress cannot read or write BYTES tensors here: this Triton's "
+                f"python backend stub (built with pybind11 < 2.12, as in nvidia-pytriton "
+                f"0.7.0) misreads numpy {np.__version__}'s arrays; give the stub numpy < 2 "
+                "(pip install --target DIR 'numpy<2', then TERSIFY_STUB_SITE_PACKAGES=DIR "
+                "for tritonserver) or serve it with Triton 24.11 or later"
+            )
+            pb_utils.Logger.log_error(str(self.refusal))
+            # The stub would parse the corrupt copy of a BYTES input and die on it.
+            pb_utils.deserialize_bytes_tensor = lambda _buffer: _Unconverted()
         config = json.loads(args["model_config"])
         parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         spec = parameters.get("scorer") or None
@@ -170,25 +211,30 @@ class TritonPythonModel:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     def _answer(self, request, loop):
+        if self.refusal is not None:
+            return _error(self.refusal)
         try:
             text, result = self._compress(request, loop)
         except TersifyError as exc:
             return _error(exc)
         except Exception as exc:  # a bug: one line to the caller, never a traceback
             return _error(ScorerError(f"internal error in tersify_compress: {exc!r}"))
-        counts = np.array([[result.origin_tokens], [result.compressed_tokens]], dtype=np.int64)
+        # An object array of bytes: np.bytes_ would drop trailing NUL bytes.
         tensors = [
-            pb_utils.Tensor.from_dlpack(RESPONSE, np.frombuffer(text, dtype=np.uint8)[None].copy()),
-            pb_utils.Tensor.from_dlpack(ORIGIN_TOKENS, counts[0:1].copy()),
-            pb_utils.Tensor.from_dlpack(COMPRESSED_TOKENS, counts[1:2].copy()),
+            pb_utils.Tensor(RESPONSE, np.array([[text]], dtype=np.object_)),
+            pb_utils.Tensor(ORIGIN_TOKENS, np.array([[result.origin_tokens]], dtype=np.int64)),
+            pb_utils.Tensor(
+                COMPRESSED_TOKENS, np.array([[result.compressed_tokens]], dtype=np.int64)
+            ),
         ]
         return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def _compress(self, request, loop):
         tensor = pb_utils.get_input_tensor_by_name(request, REQUEST)
-        if tensor is None:
-            raise BadRequestError(f"missing input {REQUEST!r}: send the JSON request as UINT8")
-        raw = np.from_dlpack(tensor).tobytes()
+        values = None if tensor is None else tensor.as_numpy().reshape(-1)
+        if values is None or values.size != 1 or not isinstance(values[0], bytes):
+            raise BadRequestError(f"input {REQUEST!r}: send the JSON request as one BYTES element")
+        raw = values[0]
         self.limits.check_body(len(raw))
         parsed = CompressRequest.from_json(raw)
         deadline = Deadline(self.timeout_s)
