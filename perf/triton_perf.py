@@ -109,8 +109,9 @@ def _breakdown(before: dict[str, int], after: dict[str, int]) -> dict[str, float
 
 
 def _compress_data(path: Path) -> None:
-    raw = SEED.read_bytes()
-    data = [{"REQUEST": {"content": list(raw), "shape": [len(raw)]}}]
+    # REQUEST is one BYTES element: perf_analyzer sends a JSON string's UTF-8 bytes.
+    text = SEED.read_bytes().decode("utf-8")
+    data = [{"REQUEST": {"content": [text], "shape": [1]}}]
     path.write_text(json.dumps({"data": data}), encoding="utf-8")
 
 
