@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from importlib import resources
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -56,48 +57,56 @@ def load_encoding(name: str = DEFAULT_ENCODING) -> tiktoken.Encoding:
 # open a contraction, nor a combining mark) both shipped encodings' pre-tokenizers always
 # cut, so a text's count is the sum of its pieces' counts cut there. Pieces of at least
 # _PIECE characters are counted once each and remembered: the prompts that the budget
-# bisection counts share most of their pieces. The pieces not remembered yet are counted
-# together, in one encoding of their concatenation (each one after the first starts with
-# a cut character and each one before the last ends with a letter or digit, so their
-# joins are cuts too); each piece's count is read off the token ends in bytes.
-# tests/test_encoding.py checks the sum against whole-text encoding on adversarial text.
+# bisection counts share most of their pieces. A whole prompt, which the search's prompts
+# share few pieces with, is cut coarser, in chunks of at least _CHUNK characters: fewer to
+# remember, and a later request with the same documents shares all but the last ones.
+# The parts not remembered yet are counted together, in one encoding of their
+# concatenation (each one after the first starts with a cut character and each one before
+# the last ends with a letter or digit, so their joins are cuts too); each part's count is
+# read off the token ends in bytes. tests/test_encoding.py checks the sum against
+# whole-text encoding on adversarial text.
 _CUT_BEFORE = (
     " \t\n!\"#$%&()*+,\\-./:;<=>?@\\[\\]^_`{|}~"
     "\u3001\u3002\uff0c\uff1b\uff1a\uff1f\uff01\uff08\uff09\u300a\u300b\u3010\u3011"
     "\u201c\u201d\u2018\u2019\u2026\u2014"
 )
 _PIECE = 24
+_CHUNK = 256
 _PIECES = re.compile(rf"(?s).{{{_PIECE},}}?[^\W_](?=[{_CUT_BEFORE}])")
+_CHUNKS = re.compile(rf"(?s).{{{_CHUNK},}}?[^\W_](?=[{_CUT_BEFORE}])")
 _REMEMBERED = 1 << 16
-_ONE_BY_ONE = 4  # up to this many new pieces, encoding each costs less than the batch
+_ONE_BY_ONE = 4  # up to this many new parts, encoding each costs less than the batch
 
 
-def count_tokens(encoding: tiktoken.Encoding, text: str) -> int:
+def count_tokens(encoding: tiktoken.Encoding, text: str, *, coarse: bool = False) -> int:
     """Count ``text`` in target tokens; special-token text counts as ordinary text.
+
+    ``coarse`` remembers it by chunks rather than pieces: for a whole prompt, whose
+    pieces the prompts of its budget search seldom share.
 
     >>> count_tokens(load_encoding(), "Prompt compression, piece by piece: 压缩提示。" * 3)
     42
     """
     if len(text) < 4 * _PIECE:
         return len(encoding.encode_ordinary(text))
-    pieces: list[str] = _PIECES.findall(text)
-    covered = sum(map(len, pieces))
+    parts: list[str] = (_CHUNKS if coarse else _PIECES).findall(text)
+    covered = sum(map(len, parts))
     if covered < len(text):
-        pieces.append(text[covered:])
+        parts.append(text[covered:])
     remembered = _remembered(encoding)
-    found = list(map(remembered.get, pieces))
+    found = list(map(remembered.get, parts))
     if None not in found:
         return sum(found)  # type: ignore[arg-type]  # no None in it
-    new = [piece for piece, count in zip(pieces, found, strict=True) if count is None]
+    new = [part for part, count in zip(parts, found, strict=True) if count is None]
     counts = _count_each(encoding, new)
     if len(remembered) + len(new) > _REMEMBERED:
         remembered.clear()
     remembered.update(zip(new, counts, strict=True))
-    return sum(count for count in found if count is not None) + sum(counts)
+    return sum(filter(None, found)) + sum(counts)
 
 
 def _count_each(encoding: tiktoken.Encoding, pieces: list[str]) -> list[int]:
-    """The count of each piece, the ``text[end:]`` rest last if it is one of them."""
+    """The count of each part, in the order of the text they were cut from."""
     if len(pieces) > _ONE_BY_ONE:
         try:
             ends = np.cumsum(list(map(len, map(str.encode, pieces))))
@@ -105,20 +114,21 @@ def _count_each(encoding: tiktoken.Encoding, pieces: list[str]) -> list[int]:
             pass
         else:
             tokens = encoding.encode_to_numpy("".join(pieces), disallowed_special=())
-            token_ends = np.cumsum(_token_bytes(encoding)[tokens])
-            before = np.searchsorted(token_ends, ends, side="right")
-            return np.diff(before, prepend=0).tolist()  # type: ignore[no-any-return]
+            token_ends = np.cumsum(_token_bytes(encoding)[tokens], dtype=np.int64)
+            counts = np.searchsorted(token_ends, ends, side="right")
+            counts[1:] -= counts[:-1].copy()
+            return counts.tolist()  # type: ignore[no-any-return]
     return [len(encoding.encode_ordinary(piece)) for piece in pieces]
 
 
 @functools.lru_cache(maxsize=len(SHIPPED_ENCODINGS))
 def _remembered(encoding: tiktoken.Encoding) -> dict[str, int]:
-    """The piece counts remembered for ``encoding``."""
+    """The piece and chunk counts remembered for ``encoding``."""
     return {}
 
 
 @functools.lru_cache(maxsize=len(SHIPPED_ENCODINGS))
-def _token_bytes(encoding: tiktoken.Encoding) -> npt.NDArray[np.int64]:
+def _token_bytes(encoding: tiktoken.Encoding) -> npt.NDArray[np.integer[Any]]:
     """Each token's length in bytes, by token id (0 for ids that are not tokens)."""
     lengths = np.zeros(encoding.n_vocab, dtype=np.int64)
     for token in range(encoding.n_vocab):
@@ -126,9 +136,11 @@ def _token_bytes(encoding: tiktoken.Encoding) -> npt.NDArray[np.int64]:
             lengths[token] = len(encoding.decode_single_token_bytes(token))
         except KeyError:
             continue
-    return lengths
+    # The smallest type that holds them (one byte for the shipped encodings): a smaller
+    # table stays in the cache while token ids index it at random.
+    return lengths.astype(np.min_scalar_type(int(lengths.max(initial=0))))
 
 
 def forget_counts() -> None:
-    """Forget the remembered piece counts (for benchmarks that must start cold)."""
+    """Forget the remembered piece and chunk counts (for benchmarks that must start cold)."""
     _remembered.cache_clear()

@@ -32,12 +32,37 @@ def test_piecewise_count_equals_whole_text_encoding(name: str, text: str) -> Non
 
 
 @pytest.mark.parametrize("name", SHIPPED_ENCODINGS)
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.sampled_from(TRICKY), min_size=60, max_size=400),
+    st.lists(st.integers(0, 5), min_size=400, max_size=400),
+    st.booleans(),
+)
+def test_a_text_sharing_some_pieces_with_one_counted_before(
+    name: str, words: list[str], drops: list[int], coarse: bool
+) -> None:
+    # As in the budget search: the second text drops words here and there, so its new
+    # pieces come from all over it and are counted together, in one encoding.
+    encoding = load_encoding(name)
+    forget_counts()
+    text = "".join(words)
+    kept = "".join(word for word, drop in zip(words, drops, strict=False) if drop)
+    assert count_tokens(encoding, text, coarse=coarse) == len(encoding.encode_ordinary(text))
+    assert count_tokens(encoding, kept) == len(encoding.encode_ordinary(kept))
+    assert count_tokens(encoding, kept, coarse=True) == len(encoding.encode_ordinary(kept))
+
+
+@pytest.mark.parametrize("name", SHIPPED_ENCODINGS)
 @pytest.mark.parametrize("kind", ["english", "chinese", "code", "mixed"])
-def test_piecewise_count_on_real_text(name: str, kind: str) -> None:
+@pytest.mark.parametrize("coarse", [False, True])
+def test_piecewise_count_on_real_text(name: str, kind: str, coarse: bool) -> None:
     encoding = load_encoding(name)
     for seed in range(5):
         text = sample_text(kind, 3000, seed)
-        assert count_tokens(encoding, text) == len(encoding.encode_ordinary(text))
+        expected = len(encoding.encode_ordinary(text))
+        assert count_tokens(encoding, text, coarse=coarse) == expected
+        shorter = text[: len(text) // 2] + text[len(text) // 2 + 7 :]  # new pieces mid-text
+        assert count_tokens(encoding, shorter) == len(encoding.encode_ordinary(shorter))
 
 
 @settings(deadline=None)
