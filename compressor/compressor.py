@@ -331,15 +331,15 @@ class Compressor:
         self._limits.check_contexts(len(job.texts))
         everything = list(range(len(job.texts)))
         original = job.render(job.texts)
-        origin_tokens = self.count(original)
+        origin_tokens = count_tokens(self._encoding, original, coarse=True)
         target = budget.target(origin_tokens)
         if target >= origin_tokens or not any(job.texts):
             return self._result(
                 original, origin_tokens, origin_tokens, target, started,
                 explanation=_unchanged(job.texts) if explain else None,
             )
-        verbatim = [t if i in job.frozen else "" for i, t in enumerate(job.texts)]
-        floor = self.count(job.render(verbatim))
+        verbatim = job.render([t if i in job.frozen else "" for i, t in enumerate(job.texts)])
+        floor = self.count(verbatim)
         if target < floor:
             raise BadRequestError(
                 f"the budget of {target} tokens is below the {floor} tokens of "
@@ -347,10 +347,17 @@ class Compressor:
             )
         fraction = target / origin_tokens
         meter = Metered(self._scoring, deadline or Deadline())
+
+        def count(prompt: str) -> int:
+            # The budget search counts the prompts that keep every unit and none: known.
+            if prompt == original:
+                return origin_tokens
+            return floor if prompt == verbatim else self.count(prompt)
+
         selection = Selection(
             meter,
             self._window,
-            self.count,
+            count,
             job.texts,
             job.question,
             token_filter or TokenFilter(),
