@@ -129,13 +129,18 @@ def _remembered(encoding: tiktoken.Encoding) -> dict[str, int]:
 
 @functools.lru_cache(maxsize=len(SHIPPED_ENCODINGS))
 def _token_bytes(encoding: tiktoken.Encoding) -> npt.NDArray[np.integer[Any]]:
-    """Each token's length in bytes, by token id (0 for ids that are not tokens)."""
+    """Each ordinary token's length in bytes, by token id (ordinary encoding yields no other)."""
     lengths = np.zeros(encoding.n_vocab, dtype=np.int64)
-    for token in range(encoding.n_vocab):
-        try:
-            lengths[token] = len(encoding.decode_single_token_bytes(token))
-        except KeyError:
-            continue
+    ranks = getattr(encoding, "_mergeable_ranks", None)  # 5x faster than asking each token
+    if isinstance(ranks, dict) and ranks:
+        ids = np.fromiter(ranks.values(), dtype=np.int64, count=len(ranks))
+        lengths[ids] = np.fromiter(map(len, ranks), dtype=np.int64, count=len(ranks))
+    else:
+        for token in range(encoding.n_vocab):
+            try:
+                lengths[token] = len(encoding.decode_single_token_bytes(token))
+            except KeyError:
+                continue
     # The smallest type that holds them (one byte for the shipped encodings): a smaller
     # table stays in the cache while token ids index it at random.
     return lengths.astype(np.min_scalar_type(int(lengths.max(initial=0))))
