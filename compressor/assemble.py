@@ -94,10 +94,11 @@ def fit_budget(
     """
     total = len(order) if n_units is None else n_units
     n = len(order)
+    rank = np.full(total, n, dtype=np.int64)  # where each unit comes in the order (n: never)
+    rank[order] = np.arange(n)
 
     def prompt_for(k: int) -> tuple[int, tuple[str, int, BoolArray]]:
-        keep = np.zeros(total, dtype=np.bool_)
-        keep[order[:k]] = True
+        keep = rank < k
         text = build(keep)
         return k, (text, count(text), keep)
 

@@ -109,7 +109,7 @@ def _count_each(encoding: tiktoken.Encoding, pieces: list[str]) -> list[int]:
     """The count of each part, in the order of the text they were cut from."""
     if len(pieces) > _ONE_BY_ONE:
         try:
-            ends = np.cumsum(list(map(len, map(str.encode, pieces))))
+            ends = np.fromiter(map(len, map(str.encode, pieces)), np.int64, len(pieces)).cumsum()
         except UnicodeEncodeError:  # a lone surrogate: tiktoken replaces it piece by piece
             pass
         else:
