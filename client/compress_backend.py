@@ -16,6 +16,10 @@ Each request is checked and answered on its own: a bad one fails alone with the 
 one-line message (``INVALID_ARG``), under the same ``Limits`` as every front, within its
 deadline.
 
+Each instance keeps one score cache for every request it answers, of ``cache_bytes``
+bytes (a model parameter, ``compress_config.py``; 0: no cache, so that a request sent
+again is scored again, as a benchmark needs). A bad value fails the model's load.
+
 Every tensor goes through the stub's numpy conversion (BYTES has no DLPack form), which
 needs a stub built with pybind11 2.12 or later (Triton 24.11 on) or numpy < 2 in the stub.
 The stub inside ``nvidia-pytriton`` 0.7.0 (Triton 2.51, pybind11 2.10) reads numpy 2's dtype
@@ -51,6 +55,7 @@ import triton_python_backend_utils as pb_utils
 from tersify.bundle import INPUT_NAME, OUTPUT_NAME, Bundle
 from tersify.cache import ScoreCache
 from tersify.client import resolve_scorer_folder
+from tersify.client.compress_config import cache_bytes_parameter
 from tersify.client.tokenizer import BundleScorerBase
 from tersify.compressor import Compressor
 from tersify.errors import (
@@ -196,7 +201,8 @@ class TritonPythonModel:
         self.scorer = BlsScorer(self.bundle, model=self.model, lengths=self.lengths)
         Compressor(self.scorer, encoding=self.encoding, limits=self.limits)
         # One score cache for every request of this instance: documents seen before are free.
-        self.cache = ScoreCache()
+        cache_bytes = cache_bytes_parameter(parameters.get("cache_bytes", ""))
+        self.cache = ScoreCache(max_bytes=cache_bytes) if cache_bytes else False
         self.pool = ThreadPoolExecutor(
             max_workers=max(1, int(config.get("max_batch_size", 1))),
             thread_name_prefix="tersify_compress",

@@ -8,6 +8,10 @@ compresses on its own thread, so their windows meet in the scorer's dynamic batc
 Text travels as BYTES tensors of one element: ``REQUEST`` the JSON request, ``RESPONSE``
 the answer. (The python backend stub inside ``nvidia-pytriton`` 0.7.0 converts them right
 only with numpy < 2; ``compress_backend.py`` says how it gets one.)
+
+Each instance keeps one score cache for all its requests, ``cache_bytes`` big (the
+``cache_bytes`` model parameter; 0 turns it off, as a benchmark that sends the same request
+again and again needs, or every request after the first would be answered from the cache).
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tersify.client.triton_config import MODEL_NAME, Batching, Form
+from tersify.errors import BadRequestError
 from tersify.limits import Limits
+from tersify.validate import non_negative_int
 
 COMPRESS_MODEL = "tersify_compress"
 COMPRESS_BACKEND_FILE = Path(__file__).with_name("compress_backend.py")
@@ -25,6 +31,8 @@ RESPONSE = "RESPONSE"
 ORIGIN_TOKENS = "ORIGIN_TOKENS"
 COMPRESSED_TOKENS = "COMPRESSED_TOKENS"
 DEFAULT_TIMEOUT_S = 60.0
+# The score cache's size per instance: ScoreCache's default (64 MiB, ~16M scored tokens).
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -33,7 +41,8 @@ class CompressConfig:
 
     ``scorer`` is the exported scorer whose tokenizer the compressor uses (a name or
     folder, as ``--scorer``; empty: the default scorer under ``TERSIFY_HOME``); it must
-    be the model that ``scorer_model`` serves.
+    be the model that ``scorer_model`` serves. ``cache_bytes`` bounds the instance's score
+    cache (0: no cache); ``timeout_s`` is each request's deadline (0: none).
     """
 
     form: Form
@@ -48,6 +57,10 @@ class CompressConfig:
     price_per_1k: float = 0.06
     limits: Limits = field(default_factory=Limits)
     timeout_s: float = DEFAULT_TIMEOUT_S
+    cache_bytes: int = DEFAULT_CACHE_BYTES
+
+    def __post_init__(self) -> None:
+        non_negative_int("cache_bytes", self.cache_bytes)
 
     def parameters(self) -> dict[str, str]:
         """The model's ``parameters``, read by ``compress_backend.py``."""
@@ -61,6 +74,7 @@ class CompressConfig:
             "max_contexts": str(self.limits.max_contexts),
             "max_scorer_tokens": str(self.limits.max_scorer_tokens),
             "timeout_s": f"{self.timeout_s:g}",
+            "cache_bytes": str(self.cache_bytes),
         }
 
     def render(self) -> str:
@@ -91,6 +105,20 @@ class CompressConfig:
             "]",
         ]
         return "\n".join(lines) + "\n"
+
+
+def cache_bytes_parameter(text: str) -> int:
+    """The ``cache_bytes`` model parameter in bytes (0: no cache; empty: the default)."""
+    value = text.strip()
+    if not value:
+        return DEFAULT_CACHE_BYTES
+    if not value.isascii() or not value.isdigit():
+        raise BadRequestError(
+            f"{COMPRESS_MODEL}'s parameter cache_bytes={text!r} must be a whole number of "
+            f"bytes >= 0 (0 turns the score cache off; default {DEFAULT_CACHE_BYTES}): "
+            "fix its config.pbtxt"
+        )
+    return int(value)
 
 
 def write_compress_model(config: CompressConfig, folder: Path) -> list[Path]:

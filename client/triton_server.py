@@ -88,8 +88,13 @@ def _link(target: Path, link: Path) -> None:
     link.symlink_to(target)
 
 
-def prepare_run_dir(run_dir: Path, bundle: Bundle) -> Path:
-    """Lay out the backend folder and model repository for one server; return the repository."""
+def prepare_run_dir(
+    run_dir: Path, bundle: Bundle, *, compress: CompressConfig | None = None
+) -> Path:
+    """Lay out the backend folder and model repository for one server; return the repository.
+
+    ``compress`` configures ``tersify_compress`` (its form and scorer are this server's).
+    """
     wheel = _wheel()
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     stub = wheel / "python_backend_stubs" / version / "triton_python_backend_stub"
@@ -105,7 +110,8 @@ def prepare_run_dir(run_dir: Path, bundle: Bundle) -> Path:
 
     repo = run_dir / "repository"
     write_model(ScorerConfig(form="python"), repo / MODEL_NAME, bundle=bundle, symlink=True)
-    compress = CompressConfig(form="python", scorer=str(bundle.folder))
+    compress = compress or CompressConfig(form="python")
+    compress = replace(compress, form="python", scorer=str(bundle.folder))
     write_compress_model(compress, repo / COMPRESS_MODEL)
     return repo
 
@@ -135,8 +141,12 @@ def start(
     grpc_port: int | None = None,
     metrics_port: int | None = None,
     ready_timeout_s: float = 180.0,
+    compress: CompressConfig | None = None,
 ) -> ServerState:
-    """Start tritonserver for ``bundle`` and wait until the scorer is ready."""
+    """Start tritonserver for ``bundle`` and wait until the scorer is ready.
+
+    ``compress`` configures ``tersify_compress`` (default: ``CompressConfig``'s defaults).
+    """
     existing = read_state(run_dir)
     if existing is not None and _alive(existing.pid):
         raise ScorerUnavailableError(
@@ -144,7 +154,7 @@ def start(
             "stop it with `tersify triton stop`"
         )
     run_dir = run_dir.resolve()  # the command line names it absolutely: `stop` checks it
-    repo = prepare_run_dir(run_dir, bundle)
+    repo = prepare_run_dir(run_dir, bundle, compress=compress)
     ports = [p or free_port() for p in (http_port, grpc_port, metrics_port)]
     command = [
         str(_wheel() / "bin" / "tritonserver"),

@@ -5,9 +5,12 @@
 Starts tritonserver (the python-backend form) on free ports. The scorer: perf_analyzer
 gets real token ids from the seed's text (windows of ``--length`` ids, BOS first),
 concurrency 1 to 8. ``tersify_compress``: perf_analyzer sends the seed's request itself,
-concurrency 1 to 16. For each level Triton's statistics are read before and after, for
-both models: more inferences than executions means the dynamic batcher merged requests,
-and the queue and compute times say where a request's time went. perf_analyzer is the binary inside
+concurrency 1 to 16, with the model's score cache off (``cache_bytes`` 0: the same
+request again would otherwise be answered from the cache) and no deadline (a request
+waits behind up to 15 others on two cores, past the default 60 s). For each level
+Triton's statistics are read before and after, for both models: more inferences than
+executions means the dynamic batcher merged requests, and the queue and compute times
+say where a request's time went. perf_analyzer is the binary inside
 ``tritonclient[all]==2.51.0`` (newer builds need a newer glibc), in its own venv
 ``perf/.venv-pa``; it needs Debian's libb64-0d and libcudart from nvidia-cuda-runtime-cu12.
 Writes ``perf/out/triton_perf.md`` and the raw CSV files.
@@ -27,11 +30,13 @@ from pathlib import Path
 import numpy as np
 import tritonclient.grpc as grpcclient
 
-from tersify.client import Bundle, resolve_scorer_folder
+from tersify import Compressor
+from tersify.client import Bundle, open_scorer, resolve_scorer_folder
 from tersify.client import triton_server as server
-from tersify.client.compress_config import COMPRESS_MODEL
+from tersify.client.compress_config import COMPRESS_MODEL, CompressConfig
 from tersify.client.tokenizer import BundleTokenizer
 from tersify.client.triton_config import MODEL_NAME
+from tersify.request import CompressRequest, compress
 from tersify.settings import Settings
 
 HERE = Path(__file__).resolve().parent
@@ -115,28 +120,38 @@ def _compress_data(path: Path) -> None:
     path.write_text(json.dumps({"data": data}), encoding="utf-8")
 
 
-def bench_compress(binary: Path, env: dict[str, str], address: str, levels: list[int]) -> str:
-    """perf_analyzer on ``tersify_compress`` with the seed's request; a Markdown table."""
+def seed_scorer_tokens(scorer: str) -> int:
+    """The ids the scorer computes log-probs for in one compression of the seed's request."""
+    compressor = Compressor(open_scorer(scorer), cache=False)
+    return compress(CompressRequest.from_json(SEED.read_bytes()), compressor).scorer_tokens
+
+
+def bench_compress(
+    binary: Path, env: dict[str, str], address: str, levels: list[int], scorer_tokens: int
+) -> str:
+    """perf_analyzer on ``tersify_compress`` with the seed's request; a Markdown table.
+
+    ``scorer_tokens`` per compression turn compressions/s into the scorer's tokens/s.
+    """
     data_file = OUT / "perf_input_compress.json"
     _compress_data(data_file)
     rows = []
     for concurrency in levels:
         before = {m: _times(address, m) for m in (COMPRESS_MODEL, MODEL_NAME)}
         report = OUT / f"perf_compress_c{concurrency}.csv"
-        subprocess.run(
-            [
-                str(binary), "-m", COMPRESS_MODEL, "-u", address, "-i", "grpc",
-                "--input-data", str(data_file),
-                "--concurrency-range", f"{concurrency}:{concurrency}",
-                # Whole compressions take seconds: count requests, not milliseconds.
-                "--measurement-mode", "count_windows",
-                "--measurement-request-count", str(max(2, concurrency)),
-                # perf_analyzer wants three windows; any three are "stable" at 999 %.
-                "--stability-percentage", "999", "--max-trials", "3",
-                "-f", str(report),
-            ],
-            check=True, env=env, stdout=subprocess.DEVNULL,
-        )
+        command = [
+            str(binary), "-m", COMPRESS_MODEL, "-u", address, "-i", "grpc",
+            "--input-data", str(data_file),
+            "--concurrency-range", f"{concurrency}:{concurrency}",
+            # Whole compressions take seconds: count requests, not milliseconds.
+            "--measurement-mode", "count_windows",
+            "--measurement-request-count", str(max(2, concurrency)),
+            # perf_analyzer wants three windows; any three are "stable" at 999 %.
+            "--stability-percentage", "999", "--max-trials", "3",
+            "-f", str(report),
+        ]  # fmt: skip
+        with report.with_suffix(".log").open("w") as log:
+            subprocess.run(command, check=True, env=env, stdout=log)
         after = {m: _times(address, m) for m in (COMPRESS_MODEL, MODEL_NAME)}
         with report.open() as handle:
             measured = next(csv.DictReader(handle))
@@ -151,15 +166,16 @@ def bench_compress(binary: Path, env: dict[str, str], address: str, levels: list
         rows.append(row)
         print(row, flush=True)
     lines = [
-        "| concurrency | compressions/s | p50 (s) | p99 (s) | compress queue (ms) "
-        "| compress compute (ms) | compress batch | scorer requests | scorer batch "
-        "| scorer queue (ms) | scorer compute (ms) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| concurrency | compressions/s | scorer tokens/s | p50 (s) | p99 (s) "
+        "| compress queue (ms) | compress compute (ms) | compress batch | scorer requests "
+        "| scorer batch | scorer queue (ms) | scorer compute (ms) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         c, k = r["compress"], r["scorer"]
         lines.append(
-            f"| {r['concurrency']} | {r['per_s']:.3f} | {r['p50_s']:.1f} | {r['p99_s']:.1f} "
+            f"| {r['concurrency']} | {r['per_s']:.3f} | {r['per_s'] * scorer_tokens:.0f} "
+            f"| {r['p50_s']:.1f} | {r['p99_s']:.1f} "
             f"| {c['queue_ms']:.0f} | {c['compute_ms']:.0f} | {c['mean_batch']:.2f} "
             f"| {k['requests']:.0f} | {k['mean_batch']:.2f} | {k['queue_ms']:.0f} "
             f"| {k['compute_ms']:.0f} |"
@@ -184,9 +200,13 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     data_file = OUT / f"perf_input_{args.length}.json"
     _input_data(bundle, args.length, data_file)
+    compress_levels = [int(c) for c in args.compress_concurrency.split(",") if c]
+    scorer_tokens = seed_scorer_tokens(args.scorer) if compress_levels else 0
     run_dir = OUT / "triton-run"
     run_dir.mkdir(exist_ok=True)
-    state = server.start(bundle, run_dir)
+    # No score cache and no deadline in tersify_compress (see the docstring).
+    compress_config = CompressConfig(form="python", cache_bytes=0, timeout_s=0)
+    state = server.start(bundle, run_dir, compress=compress_config)
     address = state.grpc_url.removeprefix("grpc://")
     rows = []
     compress_table = ""
@@ -195,34 +215,35 @@ def main() -> None:
         for concurrency in levels:
             before = _stats(address)
             report = OUT / f"perf_c{concurrency}.csv"
-            subprocess.run(
-                [
-                    str(binary),
-                    "-m",
-                    MODEL_NAME,
-                    "-u",
-                    address,
-                    "-i",
-                    "grpc",
-                    "--input-data",
-                    str(data_file),
-                    "--shape",
-                    f"input_ids:{args.length}",
-                    "--concurrency-range",
-                    f"{concurrency}:{concurrency}",
-                    "--measurement-interval",
-                    str(args.measurement_ms),
-                    "--stability-percentage",
-                    "25",
-                    "--max-trials",
-                    "6",
-                    "-f",
-                    str(report),
-                ],
-                check=True,
-                env=env,
-                stdout=subprocess.DEVNULL,
-            )
+            with report.with_suffix(".log").open("w") as log:
+                subprocess.run(
+                    [
+                        str(binary),
+                        "-m",
+                        MODEL_NAME,
+                        "-u",
+                        address,
+                        "-i",
+                        "grpc",
+                        "--input-data",
+                        str(data_file),
+                        "--shape",
+                        f"input_ids:{args.length}",
+                        "--concurrency-range",
+                        f"{concurrency}:{concurrency}",
+                        "--measurement-interval",
+                        str(args.measurement_ms),
+                        "--stability-percentage",
+                        "25",
+                        "--max-trials",
+                        "6",
+                        "-f",
+                        str(report),
+                    ],
+                    check=True,
+                    env=env,
+                    stdout=log,
+                )
             after = _stats(address)
             with report.open() as handle:
                 measured = next(csv.DictReader(handle))
@@ -238,9 +259,8 @@ def main() -> None:
                 }
             )
             print(rows[-1], flush=True)
-        if args.compress_concurrency:
-            compress_levels = [int(c) for c in args.compress_concurrency.split(",")]
-            compress_table = bench_compress(binary, env, address, compress_levels)
+        if compress_levels:
+            compress_table = bench_compress(binary, env, address, compress_levels, scorer_tokens)
     finally:
         server.stop(run_dir)
     lines = [
@@ -260,8 +280,10 @@ def main() -> None:
     table = "\n".join(lines) + "\n"
     if compress_table:
         table += (
-            f"\n`tersify_compress` (BLS to `{bundle.manifest.name}`), the seed's request, "
-            "Triton's statistics per request:\n\n" + compress_table
+            f"\n`tersify_compress` (BLS to `{bundle.manifest.name}`), the seed's request "
+            f"({scorer_tokens} scorer tokens), score cache off (`cache_bytes` 0: every "
+            "request is scored) and no deadline; Triton's statistics per request:\n\n"
+            + compress_table
         )
     (OUT / "triton_perf.md").write_text(table, encoding="utf-8")
     print(table)

@@ -21,7 +21,13 @@ from tersify import BadRequestError, ScorerUnavailableError
 from tersify.cli import main, remote
 from tersify.client import Bundle
 from tersify.client import triton_server as server
-from tersify.client.compress_config import COMPRESS_BACKEND_FILE, COMPRESS_MODEL, CompressConfig
+from tersify.client.compress_config import (
+    COMPRESS_BACKEND_FILE,
+    COMPRESS_MODEL,
+    DEFAULT_CACHE_BYTES,
+    CompressConfig,
+    cache_bytes_parameter,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -174,6 +180,53 @@ def test_committed_configuration_is_the_generator_s() -> None:
             "ORIGIN_TOKENS",
             "COMPRESSED_TOKENS",
         ]
+
+
+def _scorer_requests(state: server.ServerState, raw: bytes) -> tuple[bytes, int]:
+    """The answer to ``raw`` and how many requests it sent to the scorer model."""
+    client = _client(state)
+    before = client.get_inference_statistics("tersify_scorer").model_stats[0].inference_count
+    answer = _answer(_infer(state, raw))
+    after = client.get_inference_statistics("tersify_scorer").model_stats[0].inference_count
+    return answer, after - before
+
+
+def test_cache_bytes_turns_the_instance_score_cache_on_and_off(
+    triton: server.ServerState, tiny_scorer_dir: Path, seed_request: dict, tmp_path: Path
+) -> None:
+    # Texts no other test sends (other tests' windows may be in the module server's caches).
+    context, question = seed_request["context"][0][:1500][::-1], seed_request["question"][::-1]
+    raw = json.dumps({**seed_request, "context": [context], "question": question}).encode()
+    run_dir = tmp_path / "uncached"
+    state = server.start(
+        Bundle.open(tiny_scorer_dir), run_dir, compress=CompressConfig(form="python", cache_bytes=0)
+    )
+    try:
+        config = (run_dir / "repository" / COMPRESS_MODEL / "config.pbtxt").read_text()
+        assert '{ key: "cache_bytes" value: { string_value: "0" } }' in config
+        first, scored = _scorer_requests(state, raw)
+        assert scored > 0
+        assert _scorer_requests(state, raw) == (first, scored)  # scored again: no cache
+    finally:
+        server.stop(run_dir)
+    # Default: each instance's cache answers every request after that instance's first.
+    instances = CompressConfig(form="python").instance_count
+    repeats = [_scorer_requests(triton, raw) for _ in range(instances + 2)]
+    assert {answer for answer, _ in repeats} == {first}
+    assert sum(n for _, n in repeats) <= instances * scored
+    assert sum(n > 0 for _, n in repeats) <= instances
+
+
+def test_cache_bytes_parameter_is_checked() -> None:
+    assert cache_bytes_parameter("") == DEFAULT_CACHE_BYTES  # a config from before it
+    assert cache_bytes_parameter("0") == 0
+    assert cache_bytes_parameter(" 1048576 ") == 1048576
+    for bad in ("-1", "64MiB", "1e6", "1.5", "\u00b2", "off"):
+        with pytest.raises(BadRequestError, match=r"cache_bytes=.*whole number of bytes >= 0"):
+            cache_bytes_parameter(bad)
+    with pytest.raises(BadRequestError, match="cache_bytes=-1 must be a non-negative integer"):
+        CompressConfig(form="python", cache_bytes=-1)
+    assert CompressConfig(form="python").parameters()["cache_bytes"] == str(DEFAULT_CACHE_BYTES)
 
 
 @pytest.fixture(scope="module")
