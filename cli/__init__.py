@@ -81,6 +81,7 @@ def _export(args: argparse.Namespace) -> int:
         args.out,
         int8=args.int8,
         openvino=args.openvino,
+        shortlist=False if args.no_shortlist else None,
         skip_existing=args.skip_existing,
         progress=say,
     )
@@ -174,6 +175,12 @@ def _parser() -> argparse.ArgumentParser:
         help="also write the openvino variant (needs openvino), checked against fp32",
     )
     export.add_argument(
+        "--no-shortlist",
+        action="store_true",
+        help="do not write the shortlist variant (by default it is written where it pays and "
+        "keeps fp32's selection)",
+    )
+    export.add_argument(
         "--skip-existing", action="store_true", help="do nothing when a complete scorer is there"
     )
     export.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -196,7 +203,8 @@ def _compression_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--variant",
         default=None,
-        help="the exported variant to run: fp32 (onnxruntime, the default) or openvino "
+        help="the exported variant to run: shortlist (the default where the export made it), "
+        "fp32 (onnxruntime on the full vocabulary: the reference), or openvino "
         "(exported with --openvino; needs openvino)",
     )
     parser.add_argument(

@@ -39,12 +39,16 @@ def export_scorer(
     settings: Settings | None = None,
     progress: Progress | None = None,
     openvino: bool = False,
+    shortlist: bool | None = None,
 ) -> Path:
     """Export ``model`` to a scorer folder and return the folder.
 
     The ONNX graph is checked against PyTorch on English, Chinese and code before the
     folder is published; a difference above ``tolerance`` fails the export. ``openvino``
     adds the ``openvino`` variant (needs ``openvino``), checked against the fp32 graph.
+    ``shortlist`` adds the ``shortlist`` variant (:mod:`tersify.export.shortlist`), checked
+    against fp32's selection: ``None`` adds it where the head is a large share of the
+    model's weights (Gemma 3: yes; SmolLM2: no), ``True`` always tries, ``False`` never.
     """
     settings = settings or Settings.from_env()
     say = progress or (lambda _message: None)
@@ -72,7 +76,16 @@ def export_scorer(
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         manifest = _build(
-            lm, tokenizer, source, staging, int8, tolerance, say, graph, openvino=openvino
+            lm,
+            tokenizer,
+            source,
+            staging,
+            int8,
+            tolerance,
+            say,
+            graph,
+            openvino=openvino,
+            shortlist=shortlist,
         )
         (staging / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
         if target.exists():
@@ -96,6 +109,7 @@ def _build(
     graph: Any,
     *,
     openvino: bool = False,
+    shortlist: bool | None = None,
 ) -> Manifest:
     module = graph.logprob_module(lm)
     windows = [
@@ -142,6 +156,10 @@ def _build(
                 ov_variant.write_and_check(lm, folder, graph, tokenizer, _bos(tokenizer), tolerance)
             )
             model_files[ov_variant.VARIANT] = ov_variant.GRAPH_FILE
+    if shortlist is not False:
+        verification.update(
+            _shortlist(lm, tokenizer, folder, graph, tolerance, say, model_files, shortlist)
+        )
     with _step(say, "hashing files"):
         hashes = {
             p.name: file_sha256(p) for p in sorted(folder.iterdir()) if p.name != MANIFEST_FILE
@@ -157,6 +175,42 @@ def _build(
         sha256=hashes,
         verification=verification,
     )
+
+
+def _shortlist(
+    lm: Any,
+    tokenizer: Any,
+    folder: Path,
+    graph: Any,
+    tolerance: float,
+    say: Progress,
+    model_files: dict[str, str],
+    asked: bool | None,
+) -> dict[str, Any]:
+    """Add the shortlist variant where it pays (or was asked for) and keeps the selection.
+
+    Asked for, a failed check fails the export; by default it only leaves the variant out.
+    """
+    from tersify.export import shortlist as variant
+
+    share = variant.head_share(lm)
+    if asked is None and share < variant.MIN_HEAD_SHARE:
+        say(f"no shortlist variant: the head holds {share:.0%} of the weights, too few to save")
+        return {}
+    try:
+        with _step(say, "choosing a shortlist of the vocabulary and checking it against fp32"):
+            checked = variant.write_and_check(
+                lm, folder, graph, tokenizer, _bos(tokenizer), tolerance, say
+            )
+    except ExportError as exc:
+        for stale in (variant.GRAPH_FILE, variant.GRAPH_FILE + ".data"):
+            (folder / stale).unlink(missing_ok=True)
+        if asked:
+            raise
+        say(f"no shortlist variant: {exc}")
+        return {}
+    model_files[variant.VARIANT] = variant.GRAPH_FILE
+    return {**checked, "shortlist_head_share": share}
 
 
 def _bos(tokenizer: Any) -> int:

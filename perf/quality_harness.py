@@ -48,12 +48,19 @@ def _survived(task: Task, prompt: str) -> bool:
     return all(k in prompt for k in task.answer.split("|"))
 
 
-def run_tersify(all_tasks: list[Task]) -> list[dict[str, object]]:
-    compressor = Compressor("smollm2-135m")
+def run_tersify(
+    all_tasks: list[Task],
+    scorer: str = "smollm2-135m",
+    variant: str | None = None,
+    rates: tuple[float, ...] = RATES,
+) -> list[dict[str, object]]:
+    # No score cache: the tasks share documents, and each latency is a first request's.
+    compressor = Compressor(Compressor.open(scorer, variant=variant), cache=False)
+    suffix = f" ({variant})" if variant else ""
     rows = []
     for mode, options in MODES.items():
         for task in all_tasks:
-            for rate in RATES:
+            for rate in rates:
                 started = time.perf_counter()
                 result = compressor.compress(
                     list(task.documents), question=task.question, rate=rate, **options
@@ -61,7 +68,7 @@ def run_tersify(all_tasks: list[Task]) -> list[dict[str, object]]:
                 order = list(result.context_order)
                 rows.append(
                     {
-                        "system": mode,
+                        "system": mode + suffix,
                         "task": task.name,
                         "rate": rate,
                         "seconds": time.perf_counter() - started,
@@ -77,7 +84,9 @@ def run_tersify(all_tasks: list[Task]) -> list[dict[str, object]]:
     return rows
 
 
-def run_llmlingua(all_tasks: list[Task]) -> list[dict[str, object]]:
+def run_llmlingua(
+    all_tasks: list[Task], rates: tuple[float, ...] = RATES
+) -> list[dict[str, object]]:
     tasks_file = OUT / "quality_tasks.json"
     tasks_file.write_text(
         json.dumps([t.to_json() for t in all_tasks], ensure_ascii=False), encoding="utf-8"
@@ -89,7 +98,7 @@ def run_llmlingua(all_tasks: list[Task]) -> list[dict[str, object]]:
             str(Path(__file__).with_name("llmlingua_quality_runner.py")),
             str(_smollm2_hf_folder()),
             str(tasks_file),
-            ",".join(map(str, RATES)),
+            ",".join(map(str, rates)),
         ],
         capture_output=True,
         text=True,
@@ -143,7 +152,7 @@ def _table(rows: list[dict[str, object]], all_tasks: list[Task]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot(rows: list[dict[str, object]], path: Path) -> None:
+def _plot(rows: list[dict[str, object]], path: Path, rates: tuple[float, ...], scorer: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -154,20 +163,20 @@ def _plot(rows: list[dict[str, object]], path: Path) -> None:
     width = 0.8 / len(systems)
     for k, system in enumerate(systems):
         values = []
-        for rate in RATES:
+        for rate in rates:
             group = [
                 r
                 for r in rows
                 if r["system"] == system and r["rate"] == rate and r["task"] != "seed"
             ]
             values.append(100 * sum(1 for r in group if r["survived"]) / max(1, len(group)))
-        ax.bar([i + k * width for i in range(len(RATES))], values, width, label=system)
+        ax.bar([i + k * width for i in range(len(rates))], values, width, label=system)
     ax.set_xticks(
-        [i + 0.4 - width / 2 for i in range(len(RATES))], [f"{1 / r:.0f}x" for r in RATES]
+        [i + 0.4 - width / 2 for i in range(len(rates))], [f"{1 / r:.0f}x" for r in rates]
     )
     ax.set_ylabel("answer kept (%)")
     ax.set_ylim(0, 105)
-    ax.set_title("Planted fact kept after compression (SmolLM2-135M scorer)")
+    ax.set_title(f"Planted fact kept after compression ({scorer} scorer)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -177,17 +186,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--positions", default="0,1,2,3,4,5,6,7,8,9", help="answer positions")
     parser.add_argument("--skip-llmlingua", action="store_true")
+    parser.add_argument("--scorer", default="smollm2-135m", help="tersify's scorer")
+    parser.add_argument(
+        "--variants", default="", help="comma-separated variants to compare (default: its default)"
+    )
+    parser.add_argument("--rates", default=",".join(map(str, RATES)), help="kept fractions")
+    parser.add_argument("--name", default="quality", help="output files' name in perf/out")
     args = parser.parse_args()
     positions = tuple(int(p) for p in args.positions.split(","))
+    rates = tuple(float(r) for r in args.rates.split(","))
     all_tasks = [*tasks(positions=positions), _seed_task()]
-    rows = run_tersify(all_tasks)
-    if not args.skip_llmlingua:
-        rows += run_llmlingua(all_tasks)
+    rows = []
+    for variant in args.variants.split(",") if args.variants else [None]:
+        rows += run_tersify(all_tasks, args.scorer, variant, rates)
+    if not args.skip_llmlingua:  # LLMLingua runs on SmolLM2's weights
+        rows += run_llmlingua(all_tasks, rates)
     OUT.mkdir(exist_ok=True)
-    (OUT / "quality.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    (OUT / f"{args.name}.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
     table = _table(rows, all_tasks)
-    (OUT / "quality.md").write_text(table, encoding="utf-8")
-    _plot(rows, OUT / "quality.png")
+    (OUT / f"{args.name}.md").write_text(table, encoding="utf-8")
+    _plot(rows, OUT / f"{args.name}.png", rates, args.scorer)
     print(table)
 
 

@@ -54,7 +54,7 @@ def tiny_scorer_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
     from tersify.export import export_scorer
 
     out = tmp_path_factory.mktemp("scorers") / "tiny"
-    return export_scorer(str(tiny_model_dir), out, int8=True)
+    return export_scorer(str(tiny_model_dir), out, int8=True, shortlist=False)
 
 
 @pytest.fixture(scope="session")

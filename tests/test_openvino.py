@@ -24,7 +24,9 @@ from texts import sample_text
 def ov_scorer_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tersify.export import export_scorer
 
-    return export_scorer(str(tiny_model_dir), tmp_path_factory.mktemp("ov") / "tiny", openvino=True)
+    return export_scorer(
+        str(tiny_model_dir), tmp_path_factory.mktemp("ov") / "tiny", openvino=True, shortlist=False
+    )
 
 
 def test_export_records_the_checked_variant(ov_scorer_dir: Path) -> None:
@@ -76,7 +78,7 @@ def test_a_disagreeing_engine_is_refused(
 
     monkeypatch.setattr(ov_variant, "openvino_logprobs", off_by_a_nat)
     with pytest.raises(ExportError, match="OpenVINO disagrees"):
-        export_scorer(str(tiny_model_dir), tmp_path / "refused", openvino=True)
+        export_scorer(str(tiny_model_dir), tmp_path / "refused", openvino=True, shortlist=False)
     assert not (tmp_path / "refused").exists()
 
 

@@ -1,0 +1,265 @@
+"""The ``shortlist`` variant: the log-prob normaliser over a shortlist of the vocabulary.
+
+``log p(t | context) = logit[t] - log sum_v exp(logit[v])``. With a large vocabulary the
+language-model head is most of a small scorer's work (Gemma 3 270M: a 262,144 x 640 head,
+~60 % of the FLOPs per token), yet the sum is carried by the few tokens the model finds
+likely. This graph computes the next token's logit exactly and the sum over ``S | W``:
+
+- ``S``, the ``K`` tokens that receive the most probability on a calibration set (real
+  English and code from Python's own documentation and sources, and the model's own
+  continuations of short prompts in a dozen languages), always with the padding id 0;
+- ``W``, the distinct ids of the row itself: the tokens a text repeats (names, Chinese
+  characters, identifiers), so the next token is always in the sum and ``p <= 1``.
+
+The sum misses the mass outside ``S | W``, so log-probs come out slightly high; what
+matters is the selection. ``tersify export`` picks the smallest ``K`` of a few candidates
+whose kept units at rates 0.25 and 0.5 agree with fp32's on English, Chinese and code by
+at least :data:`PICK_BAR`, checks the exported graph at :data:`AGREEMENT_BAR`, and
+publishes nothing when no candidate passes. A row's log-probs depend on its own ids only
+(padding, id 0, is in ``S``): a window scores the same in any batch, so batching and the
+score cache stay exact.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tersify.errors import ExportError
+from tersify.export.openvino import check_texts, selection_agreement
+
+VARIANT = "shortlist"
+GRAPH_FILE = "model.shortlist.onnx"
+AGREEMENT_BAR = 0.97  # the exported graph's kept units vs fp32's: below it, no variant
+PICK_BAR = 0.98  # a candidate size must reach this in PyTorch: a margin over the bar
+FRACTIONS = (32, 16, 8, 4)  # candidate sizes: vocab/32, vocab/16, ... smallest first
+MIN_HEAD_SHARE = 0.4  # below this share of the weights in the head, a shortlist saves little
+CALIBRATION_TOKENS = 1024  # per real calibration text
+GENERATED_TOKENS = 96  # per prompt
+PROMPTS = (
+    "以下是一篇关于",
+    "今天的会议讨论了",
+    "日本語の記事：",
+    "한국어 기사:",
+    "Статья о",
+    "Ein Bericht über",
+    "Un article sur",
+    "Un artículo sobre",
+    "مقالة عن",
+    "Bài viết về",
+    "The report says",
+    "def main():",
+)
+# Chinese prose written for this check (the export samples hold one sentence only).
+CHINESE = (
+    "提示压缩的目标是在不改变答案的前提下，让发送给大模型的文字更短。"
+    "一个小语言模型逐字估计每个词元的出现概率：容易预测的部分往往是套话、重复的说明或者格式，"
+    "删去之后大模型仍然能够理解；难以预测的部分通常是数字、专有名词和关键结论，必须保留。"
+    "在线服务对延迟非常敏感，因此打分模型需要在普通的处理器上也能快速运行。"
+    "我们把模型导出为计算图，由推理引擎批量执行，并且只输出每个位置的对数概率，"
+    "而不是整个词表的分数。这样既减少了内存，也避免了在网络上传输大量数据。"
+    "会议纪要、检索到的文档、代码和推理示例是最常见的输入。它们的长度差别很大，"
+    "有的只有几百个词元，有的超过两万个。预算控制必须准确：用户要求保留两千个词元，"
+    "结果就不能多一个。中文文本还有一个容易被忽视的问题：一个汉字可能被分成几个字节级词元，"
+    "如果在中间截断，就会出现乱码。所以压缩的单位应当是完整的字符，而不是词元。"
+    "最后，同一份文档常常被不同的请求反复检索，缓存它的分数可以让第二次请求几乎不花时间。"
+)
+
+
+def head_share(lm: Any) -> float:
+    """The share of the model's weights that sit in the language-model head."""
+    head = lm.get_output_embeddings().weight
+    body = sum(p.numel() for name, p in lm.named_parameters() if "layers." in name)
+    return float(head.numel() / (head.numel() + body))
+
+
+def shortlist_module(lm: Any, ids: Any) -> Any:
+    """Wrap a causal LM so that it returns per-token log-probs, normalised over ``ids | row``."""
+    import torch
+
+    class ShortlistLogprobs(torch.nn.Module):
+        def __init__(self, model: Any, shortlist: Any) -> None:
+            super().__init__()
+            self.lm = model
+            weight = model.get_output_embeddings().weight.detach()
+            short = torch.unique(torch.cat([torch.zeros(1, dtype=torch.long), shortlist]))
+            self.register_buffer("short_weight", weight[short].clone())
+            listed = torch.zeros(weight.shape[0], dtype=torch.bool)
+            listed[short] = True
+            self.register_buffer("listed", listed)
+
+        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+            mask = torch.ones_like(input_ids)  # see graph.logprob_module
+            base = self.lm.get_decoder()
+            hidden = base(input_ids=input_ids, attention_mask=mask, use_cache=False)[0]
+            return head_logprobs(
+                hidden[:, :-1, :].float(),
+                input_ids,
+                self.lm.get_output_embeddings().weight,
+                self.short_weight,
+                self.listed,
+            )
+
+    return ShortlistLogprobs(lm, ids).eval()
+
+
+def head_logprobs(hidden: Any, ids: Any, weight: Any, short_weight: Any, listed: Any) -> Any:
+    """``[batch, seq]`` log-probs from the final hidden states, normalised over ``S | row``.
+
+    ``hidden[:, t]`` predicts ``ids[:, t + 1]``; the first column is 0 as in the fp32 graph.
+    """
+    import torch
+
+    picked = (hidden * weight[ids[:, 1:]]).sum(-1)  # the next token's logit, exactly
+    short = torch.matmul(hidden, short_weight.t())  # [batch, seq - 1, K]
+    row = torch.matmul(hidden, weight[ids].transpose(1, 2))  # [batch, seq - 1, seq]
+    # Each id of the row once, and only when the shortlist does not hold it already.
+    same = ids.unsqueeze(2) == ids.unsqueeze(1)  # [batch, i, j]
+    seq = ids.shape[1]
+    before = torch.ones(seq, seq, dtype=torch.bool, device=ids.device).triu(1)  # i < j
+    repeated = (same & before).any(1)
+    row = row.masked_fill((repeated | listed[ids]).unsqueeze(1), float("-inf"))
+    top = short.amax(-1, keepdim=True)
+    total = torch.exp(short - top).sum(-1) + torch.exp(row - top).sum(-1)
+    logprobs = picked - (top[..., 0] + torch.log(total))
+    return torch.cat([torch.zeros_like(logprobs[:, :1]), logprobs], dim=1)
+
+
+def calibration_mass(lm: Any, tokenizer: Any, bos: int) -> Any:
+    """Probability the model gives each token, summed over real and self-generated text.
+
+    Real text: Python's documentation and sources (none of the texts checked on). The
+    model's own continuations (sampled, seeded) cover languages the real text lacks.
+    """
+    import difflib
+    import shlex
+    from pydoc_data.topics import topics
+
+    import torch
+
+    english = "\n\n".join(topics[k] for k in ("if", "while", "class", "function", "import"))
+    code = inspect.getsource(difflib) + inspect.getsource(shlex)
+    weight = lm.get_output_embeddings().weight
+    mass = torch.zeros(weight.shape[0], dtype=torch.float64)
+    with torch.no_grad():
+        for text in (english, code):
+            ids = tokenizer.encode(text, add_special_tokens=False)[:CALIBRATION_TOKENS]
+            part = torch.zeros_like(mass)
+            for start in range(0, len(ids), 511):
+                window = torch.tensor([[bos, *ids[start : start + 511]]])
+                hidden = lm.get_decoder()(input_ids=window, use_cache=False)[0][0]
+                part += torch.softmax(hidden @ weight.t(), -1).sum(0).double()
+            mass += part / part.sum()
+        generator = torch.Generator().manual_seed(0)
+        sampled = torch.zeros_like(mass)
+        for prompt in PROMPTS:
+            ids = [bos, *tokenizer.encode(prompt, add_special_tokens=False)]
+            sampled += _sample_mass(lm, ids, generator)
+        mass += 2 * sampled / sampled.sum()
+    return mass
+
+
+def _sample_mass(lm: Any, ids: list[int], generator: Any) -> Any:
+    """Sum of the next-token distributions along one sampled continuation of ``ids``."""
+    import torch
+    from transformers import DynamicCache
+
+    weight = lm.get_output_embeddings().weight
+    decoder = lm.get_decoder()
+    # transformers 5 renamed the cache argument; the cache object fills up in place.
+    name = (
+        "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
+    )
+    kwargs = {name: DynamicCache(config=lm.config), "use_cache": True}
+    total = torch.zeros(weight.shape[0], dtype=torch.float64)
+    step = torch.tensor([ids])
+    for _ in range(GENERATED_TOKENS):
+        probs = torch.softmax(decoder(input_ids=step, **kwargs)[0][0, -1] @ weight.t(), -1)
+        total += probs.double()
+        step = torch.multinomial(probs, 1, generator=generator)[None]
+    return total
+
+
+def write_and_check(
+    lm: Any,
+    folder: Path,
+    graph: Any,
+    tokenizer: Any,
+    bos: int,
+    tolerance: float,
+    say: Any,
+) -> dict[str, Any]:
+    """Pick the shortlist, write its graph into ``folder`` and check it against fp32.
+
+    Returns what goes into the manifest's verification; raises :class:`ExportError` when
+    no candidate size keeps the selection or the exported graph strays from PyTorch.
+    """
+    import torch
+
+    checks = check_texts(tokenizer, [*graph.SAMPLES, CHINESE])
+    windows = [np.concatenate([[bos], ids]).astype(np.int64) for _, ids, _ in checks]
+    texts = [(t, o) for t, _, o in checks]
+    reference = graph.onnx_logprobs(folder / "model.onnx", windows)
+    order = torch.argsort(calibration_mass(lm, tokenizer, bos), descending=True)
+    vocab = int(order.numel())
+    weight = lm.get_output_embeddings().weight.detach()
+    with torch.no_grad():
+        hidden = [lm.get_decoder()(input_ids=torch.from_numpy(w[None]))[0] for w in windows]
+    with torch.no_grad():  # the shortlist assumes logits = hidden @ weight.T: check it
+        plain = [
+            torch.log_softmax(h[0, :-1].float() @ weight.t(), -1)
+            .gather(1, torch.from_numpy(w[1:, None]))[:, 0]
+            .numpy()
+            for h, w in zip(hidden, windows, strict=True)
+        ]
+    if not graph.max_difference([r[1:] for r in reference], plain) <= tolerance:
+        raise ExportError(
+            "the model's logits are not its final hidden states times the output embeddings "
+            "(a bias, a scale or a soft cap): a shortlist cannot be computed for it"
+        )
+    tried: list[str] = []
+    for fraction in FRACTIONS:
+        size = -(-vocab // fraction)
+        module = shortlist_module(lm, order[:size])
+        with torch.no_grad():
+            got = [
+                head_logprobs(
+                    h[:, :-1].float(),
+                    torch.from_numpy(w[None]),
+                    weight,
+                    module.short_weight,
+                    module.listed,
+                )[0].numpy()
+                for h, w in zip(hidden, windows, strict=True)
+            ]
+        agreement = selection_agreement(reference, got, texts)
+        tried.append(f"{size}: {agreement:.1%}")
+        say(f"  shortlist of {size} tokens: {agreement:.1%} of kept units in common with fp32")
+        if agreement >= PICK_BAR:
+            break
+    else:
+        raise ExportError(
+            f"no shortlist keeps the selection ({', '.join(tried)}; bar {PICK_BAR:.0%}); "
+            "export with --no-shortlist"
+        )
+    path = folder / GRAPH_FILE
+    graph.export_onnx(module, path, windows[0][None, :8])
+    exported = graph.onnx_logprobs(path, windows)
+    diff = graph.max_difference(got, exported)
+    final = selection_agreement(reference, exported, texts)
+    if not diff <= tolerance or final < AGREEMENT_BAR:
+        raise ExportError(
+            f"the shortlist graph strays (|log p| {diff:.2e} from PyTorch, tolerance "
+            f"{tolerance:.0e}; {final:.1%} of kept units in common with fp32, bar "
+            f"{AGREEMENT_BAR:.0%}); export with --no-shortlist"
+        )
+    errors = np.concatenate([np.abs(a - b) for a, b in zip(reference, exported, strict=True)])
+    return {
+        "shortlist_size": size,
+        "shortlist_unit_agreement": final,
+        "shortlist_mean_abs_diff": float(errors.mean()),
+        "shortlist_max_abs_diff_torch": diff,
+    }

@@ -1,0 +1,141 @@
+"""The shortlist variant: its normaliser, its independence from batching, and its export checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+import torch
+
+from tersify import Compressor
+from tersify.bundle import Bundle
+from tersify.client import default_variant, open_scorer
+from tersify.client.onnx import OnnxScorer
+from tersify.errors import ExportError
+from tersify.export import shortlist as variant
+
+from texts import sample_text
+
+
+def _logsumexp_over(logits: np.ndarray, ids: set[int]) -> float:
+    chosen = logits[sorted(ids)]
+    top = chosen.max()
+    return float(top + np.log(np.exp(chosen - top).sum()))
+
+
+def test_the_normaliser_sums_the_shortlist_and_each_id_of_the_row_once() -> None:
+    rng = np.random.default_rng(0)
+    vocab, width = 50, 8
+    weight = torch.from_numpy(rng.normal(size=(vocab, width)).astype(np.float32))
+    shortlist = {0, 3, 7}
+    listed = torch.zeros(vocab, dtype=torch.bool)
+    listed[sorted(shortlist)] = True
+    ids = np.array([[5, 3, 9, 5, 5, 12, 0, 0]])  # repeats, a shortlisted id, padding
+    hidden = torch.from_numpy(rng.normal(size=(1, ids.shape[1] - 1, width)).astype(np.float32))
+    got = variant.head_logprobs(
+        hidden, torch.from_numpy(ids), weight, weight[sorted(shortlist)], listed
+    )[0].numpy()
+    assert got[0] == 0.0
+    logits = (hidden[0] @ weight.T).numpy()
+    members = shortlist | set(ids[0].tolist())
+    for t in range(1, ids.shape[1]):
+        expected = logits[t - 1, ids[0, t]] - _logsumexp_over(logits[t - 1], members)
+        assert abs(got[t] - expected) < 1e-5
+    full = torch.log_softmax(torch.from_numpy(logits), -1).numpy()
+    assert np.all(got[1:] >= full[np.arange(7), ids[0, 1:]] - 1e-5)  # a partial sum: never lower
+
+
+def test_a_shortlist_of_the_whole_vocabulary_is_the_exact_log_softmax() -> None:
+    rng = np.random.default_rng(1)
+    weight = torch.from_numpy(rng.normal(size=(30, 6)).astype(np.float32))
+    ids = torch.from_numpy(rng.integers(0, 30, size=(2, 9)))
+    hidden = torch.from_numpy(rng.normal(size=(2, 8, 6)).astype(np.float32))
+    listed = torch.ones(30, dtype=torch.bool)
+    got = variant.head_logprobs(hidden, ids, weight, weight, listed)
+    exact = torch.log_softmax(hidden @ weight.T, -1).gather(2, ids[:, 1:, None])[..., 0]
+    assert torch.max(torch.abs(got[:, 1:] - exact)) < 1e-5
+
+
+@pytest.fixture(scope="module")
+def shortlist_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model exported with a shortlist: its random weights keep no selection, so
+    the bars are lowered here; the graph and the plumbing are what is under test."""
+    from tersify.export import export_scorer
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(variant, "PICK_BAR", 0.0)
+        patch.setattr(variant, "AGREEMENT_BAR", 0.0)
+        return export_scorer(
+            str(tiny_model_dir), tmp_path_factory.mktemp("short") / "tiny", shortlist=True
+        )
+
+
+def test_export_records_the_variant_and_it_is_the_default(shortlist_dir: Path) -> None:
+    bundle = Bundle.open(shortlist_dir)
+    manifest = bundle.manifest
+    assert manifest.model_files[variant.VARIANT] == variant.GRAPH_FILE
+    assert variant.GRAPH_FILE in manifest.sha256
+    assert manifest.verification["shortlist_size"] == -(-manifest.vocab_size // 32)
+    assert manifest.verification["shortlist_max_abs_diff_torch"] <= 1e-3
+    assert default_variant(bundle) == variant.VARIANT
+    assert isinstance(open_scorer(str(shortlist_dir)), OnnxScorer)
+    fp32 = open_scorer(str(shortlist_dir), variant="fp32")
+    assert open_scorer(str(shortlist_dir)).fingerprint != fp32.fingerprint  # cached apart
+
+
+def test_a_window_scores_the_same_alone_and_padded_in_any_batch(shortlist_dir: Path) -> None:
+    scorer = OnnxScorer(Bundle.open(shortlist_dir), variant=variant.VARIANT)
+    rng = np.random.default_rng(2)
+    windows = [rng.integers(2, 500, size=n).astype(np.int64) for n in (40, 7, 300, 300, 1)]
+    together = scorer.logprobs(windows)
+    for window, batched in zip(windows, together, strict=True):
+        (alone,) = scorer.logprobs([window])
+        assert np.max(np.abs(alone - batched), initial=0.0) < 1e-5
+
+
+def test_the_graph_gives_what_the_torch_head_gives(
+    shortlist_dir: Path, tiny_model_dir: Path
+) -> None:
+    from transformers import AutoModelForCausalLM
+
+    bundle = Bundle.open(shortlist_dir)
+    lm = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation="eager").eval()
+    graph_ids = OnnxScorer(bundle, variant=variant.VARIANT)
+    size = bundle.manifest.verification["shortlist_size"]
+    # The shortlist itself is inside the graph; rebuild the module from the same weights
+    # with a shortlist of every id, where both must equal the exact log-softmax.
+    module = variant.shortlist_module(lm, torch.arange(lm.config.vocab_size))
+    ids = np.random.default_rng(3).integers(2, 500, size=64).astype(np.int64)
+    with torch.no_grad():
+        exact = module(torch.from_numpy(ids[None]))[0].numpy()
+    (fp32,) = OnnxScorer(bundle).logprobs([ids])
+    assert np.max(np.abs(exact - fp32)) < 1e-4
+    (short,) = graph_ids.logprobs([ids])
+    assert size < lm.config.vocab_size
+    assert np.all(short >= fp32 - 1e-4)  # a partial normaliser: log-probs never lower
+
+
+def test_compressing_with_the_shortlist_lands_on_the_budget(shortlist_dir: Path) -> None:
+    text = sample_text("mixed", 3000, 5)
+    compressor = Compressor(str(shortlist_dir), cache=False)
+    result = compressor.compress([text], target_token=400)
+    assert result.compressed_tokens == compressor.count(result.compressed_prompt) <= 400
+
+
+def test_a_shortlist_that_loses_the_selection_is_refused(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tersify.export import export_scorer
+
+    monkeypatch.setattr(variant, "PICK_BAR", 1.01)  # no size can reach it
+    with pytest.raises(ExportError, match="no shortlist keeps the selection"):
+        export_scorer(str(tiny_model_dir), tmp_path / "asked", shortlist=True)
+    assert not (tmp_path / "asked").exists()
+    # Not asked for by name, a failed check only leaves the variant out.
+    folder = export_scorer(str(tiny_model_dir), tmp_path / "auto")
+    assert variant.VARIANT not in Bundle.open(folder).manifest.model_files
+    assert not (folder / variant.GRAPH_FILE).exists()
