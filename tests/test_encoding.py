@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tersify.encoding import SHIPPED_ENCODINGS, count_tokens, forget_counts, load_encoding
+from tersify.encoding import (
+    _CUT_BEFORE,
+    _PIECES,
+    SHIPPED_ENCODINGS,
+    count_tokens,
+    forget_counts,
+    load_encoding,
+)
 
 from texts import sample_text
 
@@ -70,3 +79,13 @@ def test_piecewise_count_on_real_text(name: str, kind: str, coarse: bool) -> Non
 def test_piecewise_count_on_any_text(text: str) -> None:
     encoding = load_encoding()
     assert count_tokens(encoding, text) == len(encoding.encode_ordinary(text))
+
+
+# The obviously right way to find pieces: the first cut at least 25 characters in.
+SLOW_PIECES = re.compile(rf"(?s).{{24,}}?[^\W_](?=[{_CUT_BEFORE}])")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([*TRICKY, "ab", "x y", "压缩提示"]), max_size=300).map("".join))
+def test_pieces_found_a_run_at_a_time_are_the_slow_patterns(text: str) -> None:
+    assert _PIECES.findall(text) == SLOW_PIECES.findall(text)
