@@ -56,6 +56,7 @@ class Assembler:
         self._codes = np.frombuffer(
             "".join(self._texts).encode(_CODE_POINTS, "surrogatepass"), dtype=np.uint32
         )
+        self._unit_of_char = np.repeat(np.arange(len(self._lengths)), self._lengths)
 
     @property
     def n_units(self) -> int:
@@ -64,7 +65,7 @@ class Assembler:
 
     def kept_parts(self, keep: BoolArray) -> list[str]:
         """What each text keeps of its units where ``keep`` is true, in order."""
-        kept = self._codes[np.repeat(keep, self._lengths)].tobytes()
+        kept = self._codes[keep[self._unit_of_char]].tobytes()
         text = kept.decode(_CODE_POINTS, "surrogatepass")
         if len(self._texts) == 1:
             return [text]
