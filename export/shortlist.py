@@ -151,35 +151,42 @@ def calibration_mass(lm: Any, tokenizer: Any, bos: int) -> Any:
             for start in range(0, len(ids), 511):
                 window = torch.tensor([[bos, *ids[start : start + 511]]])
                 hidden = lm.get_decoder()(input_ids=window, use_cache=False)[0][0]
-                part += torch.softmax(hidden @ weight.t(), -1).sum(0).double()
+                logits = torch.nn.functional.linear(hidden, weight)
+                part += torch.softmax(logits, -1).sum(0).double()
             mass += part / part.sum()
-        generator = torch.Generator().manual_seed(0)
-        sampled = torch.zeros_like(mass)
-        for prompt in PROMPTS:
-            ids = [bos, *tokenizer.encode(prompt, add_special_tokens=False)]
-            sampled += _sample_mass(lm, ids, generator)
+        prompts = [[bos, *tokenizer.encode(p, add_special_tokens=False)] for p in PROMPTS]
+        sampled = _sample_mass(lm, prompts, bos)
         mass += 2 * sampled / sampled.sum()
     return mass
 
 
-def _sample_mass(lm: Any, ids: list[int], generator: Any) -> Any:
-    """Sum of the next-token distributions along one sampled continuation of ``ids``."""
+def _sample_mass(lm: Any, prompts: list[list[int]], bos: int) -> Any:
+    """Sum of the next-token distributions along sampled continuations of ``prompts``.
+
+    The prompts run as one batch, each left-filled with BOS to the longest (a filled
+    prompt only starts with a few more BOS), sampled with a fixed seed.
+    """
     import torch
     from transformers import DynamicCache
 
     weight = lm.get_output_embeddings().weight
     decoder = lm.get_decoder()
     # transformers 5 renamed the cache argument; the cache object fills up in place.
-    name = (
-        "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
-    )
+    renamed = "cache" in inspect.signature(decoder.forward).parameters
+    name = "cache" if renamed else "past_key_values"
     kwargs = {name: DynamicCache(config=lm.config), "use_cache": True}
+    width = max(len(p) for p in prompts)
+    step = torch.tensor([[bos] * (width - len(p)) + p for p in prompts])
+    generator = torch.Generator().manual_seed(0)
     total = torch.zeros(weight.shape[0], dtype=torch.float64)
-    step = torch.tensor([ids])
     for _ in range(GENERATED_TOKENS):
-        probs = torch.softmax(decoder(input_ids=step, **kwargs)[0][0, -1] @ weight.t(), -1)
-        total += probs.double()
-        step = torch.multinomial(probs, 1, generator=generator)[None]
+        hidden = decoder(input_ids=step, **kwargs)[0][:, -1]
+        probs = torch.softmax(torch.nn.functional.linear(hidden, weight), -1)
+        total += probs.sum(0).double()
+        # Inverse-CDF sampling: torch.multinomial is slow over a large vocabulary.
+        drawn = torch.rand(len(prompts), 1, generator=generator)
+        cumulative = probs.cumsum(-1)
+        step = torch.searchsorted(cumulative, drawn * cumulative[:, -1:]).clamp(max=len(total) - 1)
     return total
 
 
@@ -210,7 +217,7 @@ def write_and_check(
         hidden = [lm.get_decoder()(input_ids=torch.from_numpy(w[None]))[0] for w in windows]
     with torch.no_grad():  # the shortlist assumes logits = hidden @ weight.T: check it
         plain = [
-            torch.log_softmax(h[0, :-1].float() @ weight.t(), -1)
+            torch.log_softmax(torch.nn.functional.linear(h[0, :-1].float(), weight), -1)
             .gather(1, torch.from_numpy(w[1:, None]))[:, 0]
             .numpy()
             for h, w in zip(hidden, windows, strict=True)
