@@ -6,8 +6,10 @@ graph of its own with the same contract: the next token's logit taken with a fla
 over every position, the normaliser as max + log(sum(exp(x - max))), the shift done on
 ``[batch, seq]`` floats. ``openvino`` runs it in fp32 (the same log-probs as onnxruntime,
 faster on these CPUs); ``openvino-int8`` is the same graph quantized statically (NNCF,
-calibrated on real text with SmoothQuant). Each variant is checked against fp32 at export
-on which units it keeps, and refused there when it does not agree.
+calibrated on real text with SmoothQuant); ``openvino-shortlist`` runs the ``shortlist``
+graph (:mod:`tersify.export.shortlist`), which OpenVINO runs right as it is. Each variant
+is checked against fp32 at export on which units it keeps, and refused there when it does
+not agree.
 
 Needs ``openvino`` (``pip install 'tersify[openvino]'``).
 """
@@ -23,6 +25,7 @@ from tersify.bundle import Bundle
 from tersify.client.onnx import LOGITS_BUDGET_BYTES, MIN_BATCH_TOKENS, length_batches
 from tersify.client.tokenizer import BundleScorerBase
 from tersify.errors import BadRequestError, ScorerError, ScorerUnavailableError
+from tersify.limits import check_deadline
 from tersify.scoring import FloatArray, IntArray
 
 try:
@@ -32,7 +35,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "the OpenVINO scorer needs openvino: pip install 'tersify[openvino]'"
     ) from exc
 
-VARIANTS = ("openvino", "openvino-int8")
+VARIANTS = ("openvino", "openvino-int8", "openvino-shortlist")
 DEFAULT_MAX_WINDOW = 2048
 
 
@@ -78,6 +81,7 @@ class OpenVinoScorer(BundleScorerBase):
         """Per-token log-probs of each window, run in length-sorted, right-padded batches."""
         results: list[FloatArray] = [np.zeros(0, dtype=np.float32)] * len(windows)
         for batch in length_batches([len(w) for w in windows], self._batch_tokens):
+            check_deadline()  # a passed deadline or a caller that left stops here
             width = max(len(windows[i]) for i in batch)
             ids = np.zeros((len(batch), width), dtype=np.int64)
             for row, index in enumerate(batch):

@@ -210,6 +210,8 @@ def _shortlist(
         say(f"no shortlist variant: {exc}")
         return {}
     model_files[variant.VARIANT] = variant.GRAPH_FILE
+    if "openvino_shortlist_unit_agreement" in checked:
+        model_files[variant.OPENVINO_VARIANT] = variant.GRAPH_FILE
     return {**checked, "shortlist_head_share": share}
 
 

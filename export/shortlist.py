@@ -23,6 +23,7 @@ score cache stay exact.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from tersify.errors import ExportError
 from tersify.export.openvino import check_texts, selection_agreement
 
 VARIANT = "shortlist"
+OPENVINO_VARIANT = "openvino-shortlist"  # the same graph run by OpenVINO, where installed
 GRAPH_FILE = "model.shortlist.onnx"
 AGREEMENT_BAR = 0.97  # the exported graph's kept units vs fp32's: below it, no variant
 PICK_BAR = 0.98  # a candidate size must reach this in PyTorch: a margin over the bar
@@ -95,13 +97,14 @@ def shortlist_module(lm: Any, ids: Any) -> Any:
             mask = torch.ones_like(input_ids)  # see graph.logprob_module
             base = self.lm.get_decoder()
             hidden = base(input_ids=input_ids, attention_mask=mask, use_cache=False)[0]
-            return head_logprobs(
+            logprobs: torch.Tensor = head_logprobs(
                 hidden[:, :-1, :].float(),
                 input_ids,
                 self.lm.get_output_embeddings().weight,
                 self.short_weight,
                 self.listed,
             )
+            return logprobs
 
     return ShortlistLogprobs(lm, ids).eval()
 
@@ -269,4 +272,35 @@ def write_and_check(
         "shortlist_unit_agreement": final,
         "shortlist_mean_abs_diff": float(errors.mean()),
         "shortlist_max_abs_diff_torch": diff,
+        **_check_openvino(path, windows, exported, reference, texts, tolerance, say),
     }
+
+
+def _check_openvino(
+    path: Path,
+    windows: Sequence[np.ndarray],
+    exported: Sequence[np.ndarray],
+    reference: Sequence[np.ndarray],
+    texts: Sequence[tuple[str, np.ndarray]],
+    tolerance: float,
+    say: Any,
+) -> dict[str, Any]:
+    """OpenVINO's log-probs on the shortlist graph, when OpenVINO is installed and right."""
+    from tersify.export.openvino import openvino_logprobs
+
+    try:
+        got = openvino_logprobs(path, windows)
+    except ExportError:  # no OpenVINO here: the variant is simply not offered
+        return {}
+    except RuntimeError as exc:  # OpenVINO cannot compile it
+        say(f"  no {OPENVINO_VARIANT} variant: OpenVINO cannot run the graph ({exc})")
+        return {}
+    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(exported, got, strict=True))
+    agreement = selection_agreement(reference, got, texts)
+    if not diff <= tolerance or agreement < AGREEMENT_BAR:
+        say(
+            f"  no {OPENVINO_VARIANT} variant: OpenVINO strays from onnxruntime by {diff:.2e} "
+            f"({agreement:.1%} of kept units in common with fp32)"
+        )
+        return {}
+    return {"openvino_shortlist_max_abs_diff": diff, "openvino_shortlist_unit_agreement": agreement}

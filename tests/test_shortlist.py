@@ -81,10 +81,11 @@ def test_export_records_the_variant_and_it_is_the_default(shortlist_dir: Path) -
     assert variant.GRAPH_FILE in manifest.sha256
     assert manifest.verification["shortlist_size"] == -(-manifest.vocab_size // 32)
     assert manifest.verification["shortlist_max_abs_diff_torch"] <= 1e-3
-    assert default_variant(bundle) == variant.VARIANT
-    assert isinstance(open_scorer(str(shortlist_dir)), OnnxScorer)
+    assert default_variant(bundle) in (variant.VARIANT, variant.OPENVINO_VARIANT)
+    fast = open_scorer(str(shortlist_dir))
     fp32 = open_scorer(str(shortlist_dir), variant="fp32")
-    assert open_scorer(str(shortlist_dir)).fingerprint != fp32.fingerprint  # cached apart
+    assert isinstance(fp32, OnnxScorer)
+    assert fast.fingerprint != fp32.fingerprint  # their rows are cached apart
 
 
 def test_a_window_scores_the_same_alone_and_padded_in_any_batch(shortlist_dir: Path) -> None:
@@ -117,6 +118,23 @@ def test_the_graph_gives_what_the_torch_head_gives(
     (short,) = graph_ids.logprobs([ids])
     assert size < lm.config.vocab_size
     assert np.all(short >= fp32 - 1e-4)  # a partial normaliser: log-probs never lower
+
+
+def test_openvino_runs_the_same_graph_where_installed(shortlist_dir: Path) -> None:
+    pytest.importorskip("openvino")
+    from tersify.client.openvino import OpenVinoScorer
+
+    bundle = Bundle.open(shortlist_dir)
+    assert bundle.manifest.model_files[variant.OPENVINO_VARIANT] == variant.GRAPH_FILE
+    assert bundle.manifest.verification["openvino_shortlist_max_abs_diff"] <= 1e-3
+    assert default_variant(bundle) == variant.OPENVINO_VARIANT
+    assert default_variant(bundle, providers=["CPUExecutionProvider"]) == variant.VARIANT
+    rng = np.random.default_rng(4)
+    windows = [rng.integers(2, 500, size=n).astype(np.int64) for n in (40, 7, 300, 1)]
+    ours = OnnxScorer(bundle, variant=variant.VARIANT).logprobs(windows)
+    theirs = OpenVinoScorer(bundle, variant=variant.OPENVINO_VARIANT).logprobs(windows)
+    for a, b in zip(ours, theirs, strict=True):
+        assert np.max(np.abs(a - b), initial=0.0) < 1e-3
 
 
 def test_compressing_with_the_shortlist_lands_on_the_budget(shortlist_dir: Path) -> None:
