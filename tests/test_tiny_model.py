@@ -79,7 +79,9 @@ def test_chinese_units_never_split(tiny_compressor: Compressor) -> None:
 )
 @given(
     kind=st.sampled_from(KINDS),
-    n_chars=st.integers(600, 60_000),
+    # The tiny tokenizer splits Chinese into ~1.7 byte tokens a character: 30,000 stays
+    # under the default 65,536 scorer tokens a request may make (38,934 made 65,537).
+    n_chars=st.integers(600, 30_000),
     seed=st.integers(0, 1000),
     rate=st.floats(0.1, 0.9),
 )
