@@ -71,8 +71,9 @@ class ScorerConfig:
     batching: Batching = field(default_factory=Batching)
     instance_count: int = 1
     tensorrt_fp16: bool = True
-    # The python form's engine: auto (torch on CUDA where exported, else onnxruntime),
-    # torch or onnxruntime; torch's weight precision; CUDA graphs per bucket.
+    # The python form's engine: auto (torch on CUDA where exported, else the embedded
+    # default's engine), torch, onnxruntime or openvino; torch's weight precision; CUDA
+    # graphs per bucket.
     engine: str = "auto"
     engine_dtype: str = "auto"
     cuda_graphs: bool = True
@@ -189,7 +190,7 @@ def write_model(
         written[-1].write_text(BACKEND_FILE.read_text(encoding="utf-8"), encoding="utf-8")
     if bundle is not None:
         sources = [bundle.folder / "manifest.json"]
-        for variant in ("fp32", TORCH_VARIANT):
+        for variant in ("fp32", "shortlist", TORCH_VARIANT):
             if variant in bundle.manifest.model_files:
                 model = bundle.model_path(variant)
                 sources += [model, model.with_name(model.name + ".data")]

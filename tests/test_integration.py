@@ -86,7 +86,7 @@ def _compare_with_pytorch(model: str, folder: Path) -> float:
         for text in (ENGLISH, CHINESE)
     ]
     reference = graph.torch_logprobs(module, windows)
-    got = open_scorer(folder).logprobs(windows)
+    got = open_scorer(folder, variant="fp32").logprobs(windows)  # the full-vocabulary graph
     return graph.max_difference(reference, got)
 
 
@@ -97,6 +97,14 @@ def test_smollm2_onnx_agrees_with_pytorch(smollm2_folder: Path) -> None:
 def test_gemma_onnx_agrees_with_pytorch() -> None:
     folder = Settings.from_env().scorer_folder("gemma-3-270m")
     assert _compare_with_pytorch("gemma-3-270m", folder) <= 1e-3
+
+
+def test_gemma_ships_a_checked_shortlist() -> None:
+    """The default scorer's export carries the shortlist variant, checked against fp32."""
+    manifest = Bundle.open(Settings.from_env().scorer_folder("gemma-3-270m")).manifest
+    assert manifest.model_files["shortlist"] == "model.shortlist.onnx"
+    assert manifest.verification["shortlist_unit_agreement"] >= 0.97
+    assert manifest.verification["shortlist_size"] < manifest.vocab_size
 
 
 def test_seed_through_triton_matches_embedded(

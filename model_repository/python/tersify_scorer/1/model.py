@@ -4,8 +4,11 @@ Copied into the model repository by ``tersify triton repo``; never imported by t
 The model folder's version directory holds ``manifest.json`` and the exported files
 beside this file. The ``engine`` parameter picks the engine: ``torch`` (the PyTorch
 engine of ``tersify.client.torch_engine``, bf16 with CUDA graphs per bucket),
-``onnxruntime`` (``model.onnx`` on the CPU), or ``auto``: torch where the scorer has its
-files and CUDA is there, else onnxruntime. Each request of a merged batch is checked on
+``onnxruntime`` (on the CPU: the ``shortlist`` graph where exported, else ``model.onnx``),
+``openvino`` (the ``openvino-shortlist`` variant), or ``auto``: torch where the scorer has
+its files and CUDA is there, else what the embedded scorer runs by default (OpenVINO on the
+shortlist graph where both are there, then onnxruntime), so that a CPU Triton answers as
+``tersify compress`` does. Each request of a merged batch is checked on
 its own, so one bad request fails alone. Tensors cross the backend through DLPack: the
 stub's numpy-based tensor conversion returns empty arrays under numpy 2.
 """
@@ -54,14 +57,28 @@ class TritonPythonModel:
             )
             self._score = self.engine.score
             return
+        files = manifest.get("model_files", {})
+        graph = folder / files.get("shortlist", files.get("fp32", "model.onnx"))
+        threads = os.environ.get("TERSIFY_ORT_THREADS")
+        if self.engine_name == "openvino":
+            import openvino as ov
+
+            config = {"INFERENCE_PRECISION_HINT": "f32"}  # the precision checked at export
+            if threads:
+                config["INFERENCE_NUM_THREADS"] = int(threads)
+            # A run folder links the files in: OpenVINO refuses external data that resolves
+            # outside the graph's folder, so it reads the graph where the link points.
+            graph = (folder / files["openvino-shortlist"]).resolve()
+            self.request = ov.Core().compile_model(str(graph), "CPU", config).create_infer_request()
+            self._score = self._score_openvino
+            return
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        threads = os.environ.get("TERSIFY_ORT_THREADS")
         if threads:
             options.intra_op_num_threads = int(threads)
         self.session = ort.InferenceSession(
-            str(folder / "model.onnx"), sess_options=options, providers=["CPUExecutionProvider"]
+            str(graph), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self._score = self._score_onnx
 
@@ -119,6 +136,14 @@ class TritonPythonModel:
             )
         return np.ascontiguousarray(ids, dtype=np.int64)
 
+    def _score_openvino(self, ids):
+        rows = max(1, TOKENS_PER_RUN // ids.shape[1])
+        parts = [
+            np.array(self.request.infer({0: ids[start : start + rows]})[0])
+            for start in range(0, len(ids), rows)
+        ]
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
     def _score_onnx(self, ids):
         rows = max(1, TOKENS_PER_RUN // ids.shape[1])
         parts = [
@@ -129,20 +154,32 @@ class TritonPythonModel:
 
 
 def _choose_engine(wanted, manifest):
-    has_torch = "torch" in manifest.get("model_files", {})
+    files = manifest.get("model_files", {})
     if wanted == "auto":
-        if not has_torch:
-            return "onnxruntime"
-        try:
-            import torch
-        except ImportError:
-            return "onnxruntime"
-        return "torch" if torch.cuda.is_available() else "onnxruntime"
-    if wanted == "torch" and not has_torch:
+        if "torch" in files and _cuda():
+            return "torch"
+        return "openvino" if "openvino-shortlist" in files and _has("openvino") else "onnxruntime"
+    if wanted == "torch" and "torch" not in files:
         raise ValueError("engine=torch, but the scorer has no torch files: export it again")
-    if wanted not in ("torch", "onnxruntime"):
-        raise ValueError(f"engine={wanted!r}: use auto, torch or onnxruntime")
+    if wanted == "openvino" and "openvino-shortlist" not in files:
+        raise ValueError("engine=openvino, but the scorer has no openvino-shortlist variant")
+    if wanted not in ("torch", "onnxruntime", "openvino"):
+        raise ValueError(f"engine={wanted!r}: use auto, torch, onnxruntime or openvino")
     return wanted
+
+
+def _has(module):
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _cuda():
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
 
 
 def _error(message):
