@@ -16,6 +16,7 @@ Needs ``openvino`` (``pip install 'tersify[openvino]'``).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,6 +57,7 @@ class OpenVinoScorer(BundleScorerBase):
         if batch_tokens is not None and batch_tokens < 1:
             raise BadRequestError(f"batch_tokens={batch_tokens} must be positive")
         super().__init__(bundle, variant=f"{variant}:{precision}")
+        self._local = threading.local()
         self._batch_tokens = batch_tokens or max(
             MIN_BATCH_TOKENS, LOGITS_BUDGET_BYTES // (4 * max(1, bundle.manifest.vocab_size))
         )
@@ -64,13 +66,25 @@ class OpenVinoScorer(BundleScorerBase):
         if threads is not None:
             config["INFERENCE_NUM_THREADS"] = threads
         try:
-            compiled = ov.Core().compile_model(str(bundle.model_path(variant)), "CPU", config)
-            self._request = compiled.create_infer_request()
+            self._compiled = ov.Core().compile_model(str(bundle.model_path(variant)), "CPU", config)
+            self._compiled.create_infer_request()  # fails here, not on the first request
         except (RuntimeError, ValueError) as exc:  # OpenVINO raises RuntimeError subclasses
             raise ScorerUnavailableError(
                 f"OpenVINO cannot load the {variant!r} scorer in {bundle.folder}: {exc}; "
                 "export it again or use variant='fp32'"
             ) from exc
+
+    @property
+    def _request(self) -> Any:
+        """The calling thread's infer request, made on its first call.
+
+        One request must not run in two threads at once (the service scores two
+        compressions at a time); a request per thread leaves the scheduling to OpenVINO.
+        """
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self._compiled.create_infer_request()
+        return request
 
     @property
     def max_window(self) -> int:

@@ -137,6 +137,23 @@ def test_openvino_runs_the_same_graph_where_installed(shortlist_dir: Path) -> No
         assert np.max(np.abs(a - b), initial=0.0) < 1e-3
 
 
+def test_openvino_scores_from_many_threads_at_once(shortlist_dir: Path) -> None:
+    """The service scores two compressions at a time: one scorer, several threads."""
+    pytest.importorskip("openvino")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tersify.client.openvino import OpenVinoScorer
+
+    scorer = OpenVinoScorer(Bundle.open(shortlist_dir), variant=variant.OPENVINO_VARIANT)
+    rng = np.random.default_rng(5)
+    jobs = [[rng.integers(2, 500, size=300).astype(np.int64)] for _ in range(16)]
+    alone = [scorer.logprobs(job)[0] for job in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda job: scorer.logprobs(job)[0], jobs))
+    for a, b in zip(alone, together, strict=True):
+        assert np.array_equal(a, b)
+
+
 def test_compressing_with_the_shortlist_lands_on_the_budget(shortlist_dir: Path) -> None:
     text = sample_text("mixed", 3000, 5)
     compressor = Compressor(str(shortlist_dir), cache=False)
