@@ -22,7 +22,7 @@ __all__ = ["Bundle", "Manifest", "default_variant", "open_scorer", "resolve_scor
 # ``shortlist`` (Gemma 3: ~3x, same kept units, less memory) runs on any CPU, faster still
 # in OpenVINO (``openvino-shortlist``) where OpenVINO is installed; ``openvino``
 # (1.3x on SmolLM2, same kept units) holds ~0.4-0.7 GB more at its peak than onnxruntime
-# (README, "Engines and variants"), so it runs only when asked for by name.
+# (README, "Engines and precisions"), so it runs only when asked for by name.
 _PREFERENCE: tuple[str, ...] = ("openvino-shortlist", "shortlist", "fp32")
 _OPENVINO = ("openvino", "openvino-int8", "openvino-shortlist")
 

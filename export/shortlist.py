@@ -286,6 +286,7 @@ def _check_openvino(
     say: Any,
 ) -> dict[str, Any]:
     """OpenVINO's log-probs on the shortlist graph, when OpenVINO is installed and right."""
+    from tersify.export.graph import max_difference
     from tersify.export.openvino import openvino_logprobs
 
     try:
@@ -295,7 +296,7 @@ def _check_openvino(
     except RuntimeError as exc:  # OpenVINO cannot compile it
         say(f"  no {OPENVINO_VARIANT} variant: OpenVINO cannot run the graph ({exc})")
         return {}
-    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(exported, got, strict=True))
+    diff = max_difference(exported, got)
     agreement = selection_agreement(reference, got, texts)
     if not diff <= tolerance or agreement < AGREEMENT_BAR:
         say(

@@ -58,7 +58,6 @@ class TritonPythonModel:
             self._score = self.engine.score
             return
         files = manifest.get("model_files", {})
-        graph = folder / files.get("shortlist", files.get("fp32", "model.onnx"))
         threads = os.environ.get("TERSIFY_ORT_THREADS")
         if self.engine_name == "openvino":
             import openvino as ov
@@ -69,18 +68,21 @@ class TritonPythonModel:
             # A run folder links the files in: OpenVINO refuses external data that resolves
             # outside the graph's folder, so it reads the graph where the link points.
             graph = (folder / files["openvino-shortlist"]).resolve()
-            self.request = ov.Core().compile_model(str(graph), "CPU", config).create_infer_request()
-            self._score = self._score_openvino
+            request = ov.Core().compile_model(str(graph), "CPU", config).create_infer_request()
+            self._run = lambda ids: np.array(request.infer({0: ids})[0])
+            self._score = self._score_in_runs
             return
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = int(threads)
-        self.session = ort.InferenceSession(
+        graph = folder / files.get("shortlist", files.get("fp32", "model.onnx"))
+        session = ort.InferenceSession(
             str(graph), sess_options=options, providers=["CPUExecutionProvider"]
         )
-        self._score = self._score_onnx
+        self._run = lambda ids: session.run([OUTPUT_NAME], {INPUT_NAME: ids})[0]
+        self._score = self._score_in_runs
 
     def execute(self, requests):
         responses = [None] * len(requests)
@@ -136,20 +138,10 @@ class TritonPythonModel:
             )
         return np.ascontiguousarray(ids, dtype=np.int64)
 
-    def _score_openvino(self, ids):
+    def _score_in_runs(self, ids):
+        # The CPU engines' graphs hold [rows, seq, head] logits: at most TOKENS_PER_RUN a run.
         rows = max(1, TOKENS_PER_RUN // ids.shape[1])
-        parts = [
-            np.array(self.request.infer({0: ids[start : start + rows]})[0])
-            for start in range(0, len(ids), rows)
-        ]
-        return np.concatenate(parts).astype(np.float32, copy=False)
-
-    def _score_onnx(self, ids):
-        rows = max(1, TOKENS_PER_RUN // ids.shape[1])
-        parts = [
-            self.session.run([OUTPUT_NAME], {INPUT_NAME: ids[start : start + rows]})[0]
-            for start in range(0, len(ids), rows)
-        ]
+        parts = [self._run(ids[start : start + rows]) for start in range(0, len(ids), rows)]
         return np.concatenate(parts).astype(np.float32, copy=False)
 
 
