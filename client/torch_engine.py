@@ -34,7 +34,10 @@ VARIANT = "torch"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 ENGINE_FILES = (CONFIG_FILE, WEIGHTS_FILE)
+# Written by ``tersify export`` with the ``shortlist`` variant: the ids its normaliser sums.
+SHORTLIST_FILE = "shortlist.npy"
 DType = Literal["auto", "float32", "bfloat16", "float16"]
+Head = Literal["auto", "full", "shortlist"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,11 @@ class EngineOptions:
     # log-sum-exp in fp32 (online), instead of materialising fp32 logits; "torch" is the
     # plain PyTorch path (and what a CPU always runs).
     log_softmax: Literal["fused", "torch"] = "fused"
+    # The normaliser: "full" sums the whole vocabulary; "shortlist" sums the ids the export
+    # chose and checked (the ``shortlist`` variant's head: the answer ``tersify compress``
+    # gives by default), about vocab/16 of the head's work for Gemma 3; "auto" takes the
+    # shortlist where the export wrote one.
+    head: Head = "auto"
 
     def __post_init__(self) -> None:
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
@@ -66,6 +74,8 @@ class EngineOptions:
                 raise ScorerUnavailableError(f"{name}={values} must be positive integers")
         if self.log_softmax not in ("fused", "torch"):
             raise ScorerUnavailableError(f"log_softmax={self.log_softmax!r}: use fused or torch")
+        if self.head not in ("auto", "full", "shortlist"):
+            raise ScorerUnavailableError(f"head={self.head!r}: use auto, full or shortlist")
         if self.rows_per_chunk < 0:
             raise ScorerUnavailableError(f"rows_per_chunk={self.rows_per_chunk} must be >= 0")
 
@@ -87,6 +97,7 @@ class EngineOptions:
             in ("1", "true", "yes"),
             log_softmax=parameters.get("engine_log_softmax", base.log_softmax),  # type: ignore[arg-type]
             rows_per_chunk=int(parameters.get("engine_rows_per_chunk", base.rows_per_chunk)),
+            head=parameters.get("engine_head", base.head),  # type: ignore[arg-type]
         )
 
 
@@ -98,7 +109,10 @@ def has_engine(folder: str | Path) -> bool:
 class TorchEngine:
     """Token windows in, per-token log-probs out, on CUDA (or a CPU) with PyTorch."""
 
-    def __init__(self, model: Any, options: EngineOptions | None = None) -> None:
+    def __init__(
+        self, model: Any, options: EngineOptions | None = None, shortlist: Any = None
+    ) -> None:
+        """``shortlist``: the ids the ``shortlist`` head sums (see :attr:`EngineOptions.head`)."""
         import torch
 
         self._torch = torch
@@ -118,6 +132,8 @@ class TorchEngine:
         self._fused = None
         if self.device.type == "cuda" and self.options.log_softmax == "fused" and not self._softcap:
             self._fused = _fused_token_logprobs()
+        self._short: tuple[Any, Any] | None = None
+        self._use_shortlist(shortlist)
         self._graphs: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
         self.capture_seconds = 0.0
         self.capture_error: str | None = None
@@ -141,7 +157,40 @@ class TorchEngine:
         model = AutoModelForCausalLM.from_pretrained(
             str(path), dtype=torch.float32, attn_implementation="sdpa"
         )
-        return cls(model, options)
+        listed = path / SHORTLIST_FILE
+        wanted = (options or EngineOptions()).head
+        if wanted == "shortlist" and not listed.is_file():
+            raise ScorerUnavailableError(
+                f"head=shortlist, but {path} has no {SHORTLIST_FILE}: export the scorer again "
+                "with `tersify export` (it writes one where the shortlist keeps the selection)"
+            )
+        shortlist = np.load(listed) if wanted != "full" and listed.is_file() else None
+        return cls(model, options, shortlist)
+
+    def _use_shortlist(self, shortlist: Any) -> None:
+        if shortlist is None or self.options.head == "full":
+            if self.options.head == "shortlist":
+                raise ScorerUnavailableError("head=shortlist needs the shortlist's ids")
+            return
+        if self._softcap:
+            raise ScorerUnavailableError("a model with a logit soft cap has no shortlist head")
+        torch = self._torch
+        given = np.asarray(shortlist, dtype=np.int64)
+        weight = self._head.weight.detach()
+        if given.ndim != 1 or not given.size or given.min() != 0 or given.max() >= len(weight):
+            raise ScorerUnavailableError(
+                f"{SHORTLIST_FILE} must list ids of the vocabulary with the padding id 0; "
+                "export the scorer again"
+            )
+        ids = torch.as_tensor(given, device=self.device)
+        listed = torch.zeros(len(weight), dtype=torch.bool, device=self.device)
+        listed[ids] = True
+        self._short = (weight[ids].contiguous(), listed)
+
+    @property
+    def head(self) -> str:
+        """The normaliser this engine sums: ``full`` or ``shortlist``."""
+        return "full" if self._short is None else "shortlist"
 
     @property
     def graph_buckets(self) -> list[tuple[int, int]]:
@@ -159,6 +208,9 @@ class TorchEngine:
             out = torch.zeros((batch, length), dtype=torch.float32, device=ids.device)
             if length < 2:
                 return out
+            if self._short is not None:
+                out[:, 1:] = self._shortlist_logprobs(hidden[:, :-1], ids)
+                return out
             rows = hidden[:, :-1].reshape(-1, hidden.shape[-1])
             targets = ids[:, 1:].reshape(-1, 1)
             picked = torch.empty(rows.shape[0], dtype=torch.float32, device=ids.device)
@@ -175,6 +227,33 @@ class TorchEngine:
                 picked[start : start + step] = gathered - torch.logsumexp(logits, dim=-1)
             out[:, 1:] = picked.view(batch, length - 1)
             return out
+
+    def _shortlist_logprobs(self, hidden: Any, ids: Any) -> Any:
+        """``[batch, seq - 1]`` log-probs normalised over the shortlist and the row's own ids.
+
+        The same sum as the ``shortlist`` graph (``tersify.export.shortlist``): the next
+        token's logit exactly, the log-sum-exp over ``S`` and over each id of the row once
+        that ``S`` lacks, combined in fp32. A window scores the same in any batch.
+        """
+        torch = self._torch
+        short_weight, listed = self._short  # type: ignore[misc]
+        weight = self._head.weight
+        batch, length = ids.shape
+        out = torch.empty((batch, length - 1), dtype=torch.float32, device=ids.device)
+        step = self.options.rows_per_chunk or (2048 if self.device.type == "cuda" else 256)
+        rows = max(1, step // (length - 1))  # windows per chunk
+        later = torch.ones(length, length, dtype=torch.bool, device=ids.device).triu(1)
+        for start in range(0, batch, rows):
+            part, states = ids[start : start + rows], hidden[start : start + rows]
+            target = (states.float() * weight[part[:, 1:]].float()).sum(-1)
+            listed_sum = torch.logsumexp(torch.matmul(states, short_weight.t()).float(), -1)
+            own = torch.matmul(states, weight[part].transpose(1, 2)).float()
+            # Each id of the row once, and only where the shortlist lacks it.
+            repeated = ((part.unsqueeze(2) == part.unsqueeze(1)) & later).any(1)
+            own = own.masked_fill((repeated | listed[part]).unsqueeze(1), float("-inf"))
+            total = torch.logaddexp(listed_sum, torch.logsumexp(own, -1))
+            out[start : start + rows] = target - total
+        return out
 
     def _mask(self, batch: int, length: int) -> Any:
         # A ready 4D causal mask keeps transformers from inspecting the inputs (its

@@ -52,6 +52,7 @@ class TritonPythonModel:
             graphs = self.engine.capture()
             pb_utils.Logger.log_info(
                 f"tersify scorer: torch engine on {self.engine.device} in {self.engine.dtype}, "
+                f"{self.engine.head} head, "
                 f"{graphs} CUDA graphs in {self.engine.capture_seconds:.1f}s"
                 + (f" ({self.engine.capture_error})" if self.engine.capture_error else "")
             )

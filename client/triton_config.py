@@ -32,6 +32,7 @@ BACKEND_FILE = Path(__file__).with_name("triton_backend.py")
 # The PyTorch engine's files (tersify.client.torch_engine), linked in beside the ONNX file.
 TORCH_VARIANT = "torch"
 TORCH_CONFIG = "config.json"
+TORCH_SHORTLIST = "shortlist.npy"  # the shortlist head's ids, where the export wrote them
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class ScorerConfig:
     # graphs per bucket.
     engine: str = "auto"
     engine_dtype: str = "auto"
+    engine_head: str = "auto"  # the torch engine's normaliser: auto, full or shortlist
     cuda_graphs: bool = True
     trt_cache_path: str = "/tmp/tersify_trt_cache"  # noqa: S108 - a cache, rebuilt when absent
 
@@ -89,6 +91,7 @@ class ScorerConfig:
             values |= {
                 "engine": self.engine,
                 "engine_dtype": self.engine_dtype,
+                "engine_head": self.engine_head,
                 "engine_cuda_graphs": "true" if self.cuda_graphs else "false",
                 "engine_batch_sizes": ",".join(map(str, sizes)),
                 "engine_lengths": lengths,
@@ -195,7 +198,7 @@ def write_model(
                 model = bundle.model_path(variant)
                 sources += [model, model.with_name(model.name + ".data")]
         if TORCH_VARIANT in bundle.manifest.model_files:
-            sources.append(bundle.folder / TORCH_CONFIG)
+            sources += [bundle.folder / TORCH_CONFIG, bundle.folder / TORCH_SHORTLIST]
         for source in (s for s in sources if s.exists()):
             target = version_dir / source.name
             target.unlink(missing_ok=True)

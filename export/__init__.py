@@ -203,7 +203,7 @@ def _shortlist(
                 lm, folder, graph, tokenizer, _bos(tokenizer), tolerance, say
             )
     except ExportError as exc:
-        for stale in (variant.GRAPH_FILE, variant.GRAPH_FILE + ".data"):
+        for stale in (variant.GRAPH_FILE, variant.GRAPH_FILE + ".data", variant.IDS_FILE):
             (folder / stale).unlink(missing_ok=True)
         if asked:
             raise

@@ -35,6 +35,8 @@ from tersify.export.openvino import check_texts, selection_agreement
 VARIANT = "shortlist"
 OPENVINO_VARIANT = "openvino-shortlist"  # the same graph run by OpenVINO, where installed
 GRAPH_FILE = "model.shortlist.onnx"
+# The shortlist's ids (sorted, int64, with the padding id 0), for the PyTorch engine's head.
+IDS_FILE = "shortlist.npy"
 AGREEMENT_BAR = 0.97  # the exported graph's kept units vs fp32's: below it, no variant
 PICK_BAR = 0.98  # a candidate size must reach this in PyTorch: a margin over the bar
 FRACTIONS = (32, 16, 8, 4)  # candidate sizes: vocab/32, vocab/16, ... smallest first
@@ -87,7 +89,8 @@ def shortlist_module(lm: Any, ids: Any) -> Any:
             super().__init__()
             self.lm = model
             weight = model.get_output_embeddings().weight.detach()
-            short = torch.unique(torch.cat([torch.zeros(1, dtype=torch.long), shortlist]))
+            short = listed_ids(shortlist)
+            self.short_ids = short  # not a buffer: the graph holds the rows, not the ids
             self.register_buffer("short_weight", weight[short].clone())
             listed = torch.zeros(weight.shape[0], dtype=torch.bool)
             listed[short] = True
@@ -107,6 +110,13 @@ def shortlist_module(lm: Any, ids: Any) -> Any:
             return logprobs
 
     return ShortlistLogprobs(lm, ids).eval()
+
+
+def listed_ids(shortlist: Any) -> Any:
+    """The shortlist as the graph holds it: sorted, once each, with the padding id 0."""
+    import torch
+
+    return torch.unique(torch.cat([torch.zeros(1, dtype=torch.long), shortlist.long()]))
 
 
 def head_logprobs(hidden: Any, ids: Any, weight: Any, short_weight: Any, listed: Any) -> Any:
@@ -267,6 +277,7 @@ def write_and_check(
             f"{AGREEMENT_BAR:.0%}); export with --no-shortlist"
         )
     errors = np.concatenate([np.abs(a - b) for a, b in zip(reference, exported, strict=True)])
+    np.save(folder / IDS_FILE, module.short_ids.numpy())  # what the PyTorch engine's head sums
     return {
         "shortlist_size": size,
         "shortlist_unit_agreement": final,

@@ -161,6 +161,55 @@ def test_compressing_with_the_shortlist_lands_on_the_budget(shortlist_dir: Path)
     assert result.compressed_tokens == compressor.count(result.compressed_prompt) <= 400
 
 
+def test_the_torch_engine_sums_what_the_graph_sums(shortlist_dir: Path) -> None:
+    """The CUDA engine's shortlist head, run in fp32 on the CPU, gives the graph's log-probs."""
+    from tersify.client.torch_engine import SHORTLIST_FILE, EngineOptions, TorchEngine
+
+    assert SHORTLIST_FILE == variant.IDS_FILE
+    bundle = Bundle.open(shortlist_dir)
+    assert SHORTLIST_FILE in bundle.manifest.sha256
+    listed = np.load(shortlist_dir / SHORTLIST_FILE)
+    assert listed[0] == 0 and np.all(np.diff(listed) > 0)
+    assert len(listed) <= bundle.manifest.verification["shortlist_size"] + 1
+    graph = OnnxScorer(bundle, variant=variant.VARIANT)
+    fp32 = OnnxScorer(bundle)
+    rng = np.random.default_rng(4)
+    windows = [rng.integers(2, 500, size=n).astype(np.int64) for n in (300, 41, 7, 2)]
+    windows[1][10:20] = windows[1][:10]  # ids the row repeats count once
+    width = max(len(w) for w in windows)
+    batch = np.zeros((len(windows), width), dtype=np.int64)
+    for row, window in enumerate(windows):
+        batch[row, : len(window)] = window
+    engine = TorchEngine.load(shortlist_dir, EngineOptions(device="cpu"))
+    full = TorchEngine(engine.model, EngineOptions(device="cpu", head="full"))
+    chunked = TorchEngine(engine.model, EngineOptions(device="cpu", rows_per_chunk=50), listed)
+    assert (engine.head, full.head, chunked.head) == ("shortlist", "full", "shortlist")
+    got, exact, pieces = engine.score(batch), full.score(batch), chunked.score(batch)
+    for row, (short, whole) in enumerate(
+        zip(graph.logprobs(windows), fp32.logprobs(windows), strict=True)
+    ):
+        n = len(windows[row])
+        np.testing.assert_allclose(got[row, :n], short, atol=1e-3)
+        np.testing.assert_allclose(exact[row, :n], whole, atol=1e-3)
+        np.testing.assert_allclose(pieces[row, :n], got[row, :n], atol=1e-5)
+        alone = engine.score(windows[row][None, :])[0]
+        np.testing.assert_allclose(alone, got[row, :n], atol=1e-5)  # padding changes nothing
+    assert np.abs(got - exact).max() > 1e-3  # the shortlist is a different normaliser
+
+
+def test_the_torch_engine_asked_for_a_missing_shortlist_says_how_to_fix(
+    tiny_scorer_dir: Path,
+) -> None:
+    from tersify.client.torch_engine import EngineOptions, TorchEngine
+    from tersify.errors import ScorerUnavailableError
+
+    assert TorchEngine.load(tiny_scorer_dir, EngineOptions(device="cpu")).head == "full"
+    with pytest.raises(ScorerUnavailableError, match="tersify export"):
+        TorchEngine.load(tiny_scorer_dir, EngineOptions(device="cpu", head="shortlist"))
+    with pytest.raises(ScorerUnavailableError, match="head="):
+        EngineOptions(head="half")  # type: ignore[arg-type]
+
+
 def test_a_shortlist_that_loses_the_selection_is_refused(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -174,3 +223,4 @@ def test_a_shortlist_that_loses_the_selection_is_refused(
     folder = export_scorer(str(tiny_model_dir), tmp_path / "auto")
     assert variant.VARIANT not in Bundle.open(folder).manifest.model_files
     assert not (folder / variant.GRAPH_FILE).exists()
+    assert not (folder / variant.IDS_FILE).exists()

@@ -55,10 +55,12 @@ def build_scorer(kit: Path, work: Path, cpu: bool) -> tuple[Path, str]:
     """A scorer folder with random weights; returns it and a description."""
     import lzma
 
+    import numpy as np
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from tersify.bundle import MANIFEST_FILE, Manifest, file_sha256
+    from tersify.client.torch_engine import SHORTLIST_FILE
     from tersify.export.torch_engine import VARIANT, write_engine
 
     folder = work / ("scorer-cpu" if cpu else "scorer")
@@ -76,11 +78,17 @@ def build_scorer(kit: Path, work: Path, cpu: bool) -> tuple[Path, str]:
     torch.manual_seed(0)
     lm = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     write_engine(lm, folder)
+    # The shortlist head's ids, as many as the real export chose (random ids: the sum's
+    # cost depends on how many, not which).
+    size = int(source.get("verification", {}).get("shortlist_size", 0))
+    if size:
+        chosen = torch.randperm(int(config.vocab_size) - 1)[: size - 1] + 1
+        np.save(folder / SHORTLIST_FILE, np.sort(np.concatenate([[0], chosen.numpy()])))
     hashes = {p.name: file_sha256(p) for p in sorted(folder.iterdir()) if p.name != MANIFEST_FILE}
     params = sum(p.numel() for p in lm.parameters())
     description = (
         f"{source['name']} architecture ({type(lm).__name__}, {params / 1e6:.0f}M parameters), "
-        "RANDOM weights"
+        "RANDOM weights" + (f", shortlist head of {size} ids" if size else "")
     )
     manifest = Manifest(
         name=source["name"],
@@ -103,7 +111,13 @@ class Server:
     """The kit's tritonserver with the python-form model running the torch engine."""
 
     def __init__(
-        self, work: Path, scorer: Path, cpu: bool, queue_delay_us: int, instances: int = 1
+        self,
+        work: Path,
+        scorer: Path,
+        cpu: bool,
+        queue_delay_us: int,
+        instances: int = 1,
+        head: str = "auto",
     ) -> None:
         from tersify.bundle import Bundle
         from tersify.client.triton_config import Batching, ScorerConfig, write_model
@@ -117,6 +131,7 @@ class Server:
             batching=batching,
             cuda_graphs=not cpu,
             instance_count=instances,
+            engine_head=head,
         )
         write_model(config, repo / MODEL, bundle=Bundle.open(scorer), symlink=True)
         self.http, self.grpc, self.metrics = _port(), _port(), _port()
@@ -132,7 +147,7 @@ class Server:
         ]
         site += [p for p in sys.path if p.endswith("-packages") and p not in site]
         env["TERSIFY_SITE_PACKAGES"] = os.pathsep.join(site)
-        self.log = work / f"tritonserver-{instances}.log"
+        self.log = work / f"tritonserver-{instances}-{head}.log"
         command = [
             str(server / "bin" / "tritonserver"),
             f"--model-repository={repo}",
@@ -326,12 +341,13 @@ def _timed(run: Any, repeat: int, warmup: int, sync: Any) -> float:
 
 def eager_lower_bound(scorer: Path, ids: list[int], cpu: bool, repeat: int) -> dict[str, Any]:
     """One eager forward over the whole prompt, log-probs gathered on the device; and the
-    engine alone (CUDA graphs) per bucket, with the fused and the plain log-softmax."""
+    engine alone (CUDA graphs) per bucket: the full head with the fused and the plain
+    log-softmax, and the shortlist head where the scorer has one."""
     import torch
 
-    from tersify.client.torch_engine import EngineOptions, TorchEngine
+    from tersify.client.torch_engine import SHORTLIST_FILE, EngineOptions, TorchEngine
 
-    plain = EngineOptions(device="cpu" if cpu else "auto", log_softmax="torch")
+    plain = EngineOptions(device="cpu" if cpu else "auto", log_softmax="torch", head="full")
     engine = TorchEngine.load(scorer, plain)
     tensor = torch.tensor([ids], dtype=torch.int64, device=engine.device)
     sync = torch.cuda.synchronize if engine.device.type == "cuda" else (lambda: None)
@@ -340,24 +356,39 @@ def eager_lower_bound(scorer: Path, ids: list[int], cpu: bool, repeat: int) -> d
         "p50_ms": _timed(lambda: engine.compute(tensor), repeat, 1 if cpu else 3, sync),
         "graphs": {},
     }
-    if engine.device.type != "cuda":
-        return report
     windows = torch.zeros((-(-len(ids) // WINDOW), WINDOW), dtype=torch.int64)
     flat = torch.tensor(ids[: windows.numel()])
     windows.view(-1)[: len(flat)] = flat
     batches = {1: windows[:1], len(windows): windows, 16: windows.repeat(4, 1)[:16]}
+    report["run_as"] = "CUDA graph" if engine.device.type == "cuda" else "eager on the CPU"
+    if cpu:  # the dry run: the same code, one small bucket, no CUDA graph
+        windows = windows[:2]
+        batches = {1: windows[:1]}
+    import numpy as np
+
+    listed = scorer / SHORTLIST_FILE
+    kinds = {"full head, fused": ("fused", None), "full head, torch": ("torch", None)}
+    if listed.is_file():
+        kinds["shortlist head"] = ("torch", np.load(listed))
     outputs = {}
-    for kind in ("fused", "torch"):
-        options = EngineOptions(batch_sizes=tuple(batches), lengths=(WINDOW,), log_softmax=kind)
-        graphed = TorchEngine(engine.model, options)
+    for kind, (log_softmax, shortlist) in kinds.items():
+        options = EngineOptions(
+            device=str(engine.device),
+            batch_sizes=tuple(batches),
+            lengths=(WINDOW,),
+            log_softmax=log_softmax,  # type: ignore[arg-type]
+            head="full" if shortlist is None else "shortlist",
+        )
+        graphed = TorchEngine(engine.model, options, shortlist)
         graphed.capture()
         for rows, ids_batch in batches.items():
             on_device = ids_batch.to(graphed.device)
-            ms = _timed(lambda: graphed.run(on_device), repeat, 3, sync)  # noqa: B023
+            ms = _timed(lambda: graphed.run(on_device), repeat, 0 if cpu else 3, sync)  # noqa: B023
             report["graphs"][f"{kind} [{rows}, {WINDOW}]"] = ms
         outputs[kind] = graphed.run(windows.to(graphed.device)).clone()
-        report[f"{kind}_graph_buckets"] = len(graphed.graph_buckets)
-    report["fused_vs_torch_max_abs"] = float((outputs["fused"] - outputs["torch"]).abs().max())
+        report[f"{kind} graph buckets"] = len(graphed.graph_buckets)
+    fused, plain_out = outputs["full head, fused"], outputs["full head, torch"]
+    report["fused_vs_torch_max_abs"] = float((fused - plain_out).abs().max())
     return report
 
 
@@ -444,6 +475,15 @@ def _row(measure: str, result: str, goal: str = "") -> str:
     return f"| {measure} | {result} | {goal} |"
 
 
+def _throughput(row: dict[str, Any]) -> str:
+    if "error" in row:
+        return f"failed: {row['error'][-200:]!r}"
+    return (
+        f"{row['tokens_per_s'] / 1e3:.0f}k tokens/s ({row['infer_per_s']:.0f} infer/s, "
+        f"p50 {row['p50_ms']:.1f} ms, mean batch {row['mean_batch']:.1f})"
+    )
+
+
 def table(report: dict[str, Any]) -> str:
     """The report as one markdown table, the device and engine above it."""
     seed, eager, ll = report["seed"], report["eager"], report.get("llmlingua", {})
@@ -470,17 +510,20 @@ def table(report: dict[str, Any]) -> str:
         measure = f"perf_analyzer [1, {WINDOW}] c={row['concurrency']}" + (
             f", {row['instances']} instances" if row.get("instances") else ""
         )
-        if "error" in row:
-            lines.append(_row(measure, f"failed: {row['error'][-200:]!r}"))
-            continue
+        goal = ">= 300k tokens/s" if row["concurrency"] == 32 else ""
+        lines.append(_row(measure, _throughput(row), goal))
+    full = report.get("full_head")
+    if full:
         lines.append(
             _row(
-                measure,
-                f"{row['tokens_per_s'] / 1e3:.0f}k tokens/s ({row['infer_per_s']:.0f} infer/s, "
-                f"p50 {row['p50_ms']:.1f} ms, mean batch {row['mean_batch']:.1f})",
-                ">= 300k tokens/s" if row["concurrency"] == 32 else "",
+                f"the same, full-vocabulary head: seed end to end ({full['repeat']} runs)",
+                f"p50 {full['p50_ms']:.1f} ms, p99 {full['p99_ms']:.1f} ms (scorer p50 "
+                f"{full['scorer_p50_ms']:.1f} ms); window p50 {full['window_p50_ms']:.2f} ms",
             )
         )
+        for row in full["perf_analyzer"]:
+            measure = f"the same, full-vocabulary head: perf_analyzer c={row['concurrency']}"
+            lines.append(_row(measure, _throughput(row)))
     lines.append(
         _row(f"eager PyTorch lower bound, [1, {eager['tokens']}]", f"{eager['p50_ms']:.1f} ms")
     )
@@ -488,7 +531,7 @@ def table(report: dict[str, Any]) -> str:
         rows = int(name.split("[")[1].split(",")[0])
         lines.append(
             _row(
-                f"engine alone, CUDA graph, {name} log-softmax",
+                f"engine alone, {eager.get('run_as', 'CUDA graph')}, {name}",
                 f"{ms:.2f} ms ({rows * WINDOW / ms:.0f}k tokens/s)",
             )
         )
@@ -513,6 +556,8 @@ def table(report: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
+    from tersify.client.torch_engine import SHORTLIST_FILE
+
     started = time.monotonic()
     kit, work = Path(args.kit).resolve(), Path(args.work).resolve()
     import torch
@@ -546,6 +591,26 @@ def run(args: argparse.Namespace) -> None:
             _say(f"   {row}")
     finally:
         server.stop()
+    if (scorer / SHORTLIST_FILE).is_file() and not args.skip_full_head:
+        _say("== the same server with the full-vocabulary head (engine_head=full)")
+        full = Server(work, scorer, cpu, args.queue_delay_us, head="full")
+        try:
+            full.wait(600)
+            runs = max(2, repeat // 3)
+            compare = seed_end_to_end(full.grpc, scorer, request, runs, 1 if cpu else 5)
+            compare.pop("window_ids")
+            compare["repeat"] = runs
+            compare["engine"] = full.engine_line()
+            _say(f"   {compare}")
+            compare["perf_analyzer"] = perf_analyzer(
+                work, full.grpc, window, [levels[0], levels[-1]], 0 if cpu else args.interval_ms
+            )
+            for row in compare["perf_analyzer"]:
+                row["head"] = "full"
+                _say(f"   {row}")
+            report["full_head"] = compare
+        finally:
+            full.stop()
     if args.instances > 1 and not cpu:
         _say(f"== {args.instances} model instances: perf_analyzer at concurrency 16, 32")
         more = Server(work, scorer, cpu, args.queue_delay_us, args.instances)
@@ -614,7 +679,15 @@ def main() -> None:
     go.add_argument("--queue-delay-us", type=int, default=100, help="dynamic batcher queue delay")
     go.add_argument("--skip-llmlingua", action="store_true")
     go.add_argument(
-        "--instances", type=int, default=2, help="also measure this many model instances (GPU)"
+        "--instances",
+        type=int,
+        default=1,
+        help="also measure this many model instances (GPU; 2 did not help on an H100)",
+    )
+    go.add_argument(
+        "--skip-full-head",
+        action="store_true",
+        help="skip the second server with the full-vocabulary head (engine_head=full)",
     )
     conf = commands.add_parser("config-from-gguf")
     conf.add_argument("scorer")
