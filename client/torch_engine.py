@@ -50,7 +50,7 @@ class EngineOptions:
 
     device: str = "auto"
     dtype: DType = "auto"
-    batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16)
+    batch_sizes: tuple[int, ...] = tuple(range(1, 17))
     lengths: tuple[int, ...] = (64, 128, 256, 512)
     cuda_graphs: bool = True
     rows_per_chunk: int = 0  # 0: 2048 rows on CUDA, 256 on a CPU (fp32 logits per chunk)
