@@ -63,6 +63,10 @@ class EngineOptions:
     # gives by default), about vocab/16 of the head's work for Gemma 3; "auto" takes the
     # shortlist where the export wrote one.
     head: Head = "auto"
+    # torch.compile the decoder (one dynamic-shape compile when the engine loads, then a
+    # CUDA graph per bucket around it): fuses the small elementwise kernels of each layer.
+    # A compile that fails leaves the engine eager and says why (``compile_error``).
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
@@ -98,6 +102,7 @@ class EngineOptions:
             log_softmax=parameters.get("engine_log_softmax", base.log_softmax),  # type: ignore[arg-type]
             rows_per_chunk=int(parameters.get("engine_rows_per_chunk", base.rows_per_chunk)),
             head=parameters.get("engine_head", base.head),  # type: ignore[arg-type]
+            compile=parameters.get("engine_compile", "false").lower() in ("1", "true", "yes"),
         )
 
 
@@ -137,6 +142,11 @@ class TorchEngine:
         self._graphs: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
         self.capture_seconds = 0.0
         self.capture_error: str | None = None
+        self._forward = self._decoder
+        self.compile_seconds = 0.0
+        self.compile_error: str | None = None
+        if self.options.compile:
+            self._compile()
 
     @classmethod
     def load(cls, folder: str | Path, options: EngineOptions | None = None) -> TorchEngine:
@@ -187,10 +197,40 @@ class TorchEngine:
         listed[ids] = True
         self._short = (weight[ids].contiguous(), listed)
 
+    def _compile(self) -> None:
+        """Compile the decoder for any shape and run it once; stay eager where that fails."""
+        torch = self._torch
+        started = time.perf_counter()
+        try:
+            self._forward = torch.compile(self._decoder, dynamic=True)
+            for shape in ((2, 16), (1, 9)):  # a second shape checks the dynamic compile
+                self.compute(torch.ones(shape, dtype=torch.int64, device=self.device))
+        except Exception as exc:  # a compiler missing or failing: the eager model still runs
+            self._forward = self._decoder
+            self.compile_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        self.compile_seconds = time.perf_counter() - started
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the decoder runs compiled (asked for, and the compile worked)."""
+        return self._forward is not self._decoder
+
     @property
     def head(self) -> str:
         """The normaliser this engine sums: ``full`` or ``shortlist``."""
         return "full" if self._short is None else "shortlist"
+
+    def describe(self) -> str:
+        """One line: device, precision, head, compile and CUDA graphs (for the server log)."""
+        parts = [f"torch engine on {self.device} in {self.dtype}", f"{self.head} head"]
+        if self.compiled:
+            parts.append(f"compiled in {self.compile_seconds:.1f}s")
+        elif self.compile_error:
+            parts.append(f"not compiled ({self.compile_error})")
+        parts.append(f"{len(self._graphs)} CUDA graphs in {self.capture_seconds:.1f}s")
+        if self.capture_error:
+            parts[-1] += f" ({self.capture_error})"
+        return ", ".join(parts)
 
     @property
     def graph_buckets(self) -> list[tuple[int, int]]:
@@ -202,7 +242,7 @@ class TorchEngine:
         torch = self._torch
         with torch.inference_mode():
             batch, length = ids.shape
-            hidden = self._decoder(
+            hidden = self._forward(
                 input_ids=ids, attention_mask=self._mask(batch, length), use_cache=False
             ).last_hidden_state
             out = torch.zeros((batch, length), dtype=torch.float32, device=ids.device)

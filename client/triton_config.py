@@ -78,6 +78,7 @@ class ScorerConfig:
     engine: str = "auto"
     engine_dtype: str = "auto"
     engine_head: str = "auto"  # the torch engine's normaliser: auto, full or shortlist
+    engine_compile: bool = False  # torch.compile the torch engine's decoder at load
     cuda_graphs: bool = True
     trt_cache_path: str = "/tmp/tersify_trt_cache"  # noqa: S108 - a cache, rebuilt when absent
 
@@ -94,6 +95,7 @@ class ScorerConfig:
                 "engine": self.engine,
                 "engine_dtype": self.engine_dtype,
                 "engine_head": self.engine_head,
+                "engine_compile": "true" if self.engine_compile else "false",
                 "engine_cuda_graphs": "true" if self.cuda_graphs else "false",
                 "engine_batch_sizes": ",".join(map(str, sizes)),
                 "engine_lengths": lengths,

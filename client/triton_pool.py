@@ -112,8 +112,12 @@ class TritonPoolScorer(BundleScorerBase):
         """Each instance's address, health, outstanding requests and failures."""
         with self._lock:
             return [
-                {"address": i.address, "healthy": i.healthy, "outstanding": i.outstanding,
-                 "failures": i.failures}
+                {
+                    "address": i.address,
+                    "healthy": i.healthy,
+                    "outstanding": i.outstanding,
+                    "failures": i.failures,
+                }
                 for i in self._instances
             ]
 

@@ -89,11 +89,16 @@ def _link(target: Path, link: Path) -> None:
 
 
 def prepare_run_dir(
-    run_dir: Path, bundle: Bundle, *, compress: CompressConfig | None = None
+    run_dir: Path,
+    bundle: Bundle,
+    *,
+    compress: CompressConfig | None = None,
+    scorer: ScorerConfig | None = None,
 ) -> Path:
     """Lay out the backend folder and model repository for one server; return the repository.
 
-    ``compress`` configures ``tersify_compress`` (its form and scorer are this server's).
+    ``compress`` configures ``tersify_compress`` (its form and scorer are this server's);
+    ``scorer`` the scorer model (its form is the python one: the engine, its options).
     """
     wheel = _wheel()
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -109,7 +114,8 @@ def prepare_run_dir(
     _link(stub, backend / "triton_python_backend_stub")
 
     repo = run_dir / "repository"
-    write_model(ScorerConfig(form="python"), repo / MODEL_NAME, bundle=bundle, symlink=True)
+    config = replace(scorer or ScorerConfig(form="python"), form="python", name=MODEL_NAME)
+    write_model(config, repo / MODEL_NAME, bundle=bundle, symlink=True)
     compress = compress or CompressConfig(form="python")
     compress = replace(compress, form="python", scorer=str(bundle.folder))
     write_compress_model(compress, repo / COMPRESS_MODEL)
@@ -142,10 +148,12 @@ def start(
     metrics_port: int | None = None,
     ready_timeout_s: float = 180.0,
     compress: CompressConfig | None = None,
+    scorer: ScorerConfig | None = None,
 ) -> ServerState:
     """Start tritonserver for ``bundle`` and wait until the scorer is ready.
 
-    ``compress`` configures ``tersify_compress`` (default: ``CompressConfig``'s defaults).
+    ``compress`` configures ``tersify_compress`` (default: ``CompressConfig``'s defaults);
+    ``scorer`` the scorer model (default: the python form's defaults, engine ``auto``).
     """
     existing = read_state(run_dir)
     if existing is not None and _alive(existing.pid):
@@ -154,7 +162,7 @@ def start(
             "stop it with `tersify triton stop`"
         )
     run_dir = run_dir.resolve()  # the command line names it absolutely: `stop` checks it
-    repo = prepare_run_dir(run_dir, bundle, compress=compress)
+    repo = prepare_run_dir(run_dir, bundle, compress=compress, scorer=scorer)
     ports = [p or free_port() for p in (http_port, grpc_port, metrics_port)]
     command = [
         str(_wheel() / "bin" / "tritonserver"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -69,15 +70,80 @@ def test_chunked_log_softmax_matches_one_chunk(tiny_scorer_dir: Path) -> None:
     np.testing.assert_allclose(whole.score(ids), chunked.score(ids), atol=1e-6)
 
 
+@pytest.mark.skipif(shutil.which("cc") is None, reason="inductor needs a C compiler on a CPU")
+def test_compiled_decoder_agrees_with_eager(tiny_scorer_dir: Path) -> None:
+    """torch.compile (inductor; on a CPU it needs a C compiler) changes no score."""
+    eager = TorchEngine.load(tiny_scorer_dir, EngineOptions(device="cpu"))
+    compiled = TorchEngine(eager.model, EngineOptions(device="cpu", compile=True))
+    assert compiled.compiled, compiled.compile_error
+    assert "compiled in" in compiled.describe()
+    rng = np.random.default_rng(5)
+    for shape in ((3, 40), (1, 7), (2, 64)):  # shapes the warm-up did not see
+        ids = rng.integers(2, 500, size=shape)
+        np.testing.assert_allclose(compiled.score(ids), eager.score(ids), atol=1e-4)
+
+
+def test_a_failing_compile_leaves_the_engine_eager(
+    tiny_scorer_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    def broken(module: object, **_: object) -> object:
+        def run(**__: object) -> object:
+            raise RuntimeError("no compiler here")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    engine = TorchEngine.load(tiny_scorer_dir, EngineOptions(device="cpu", compile=True))
+    assert not engine.compiled
+    assert engine.compile_error == "RuntimeError: no compiler here"
+    assert "not compiled (RuntimeError: no compiler here)" in engine.describe()
+    ids = np.random.default_rng(6).integers(2, 500, size=(2, 30))
+    plain = TorchEngine(engine.model, EngineOptions(device="cpu"))
+    np.testing.assert_allclose(engine.score(ids), plain.score(ids), atol=1e-6)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="inductor needs a C compiler on a CPU")
+def test_triton_serves_the_compiled_engine(tiny_scorer_dir: Path, tmp_path: Path) -> None:
+    """The python backend's stub opens files as ASCII unless the backend sets the locale:
+    torch.compile's UTF-8 templates then fail to load. Served compiled, scores agree."""
+    from tersify.client import triton_server as server
+    from tersify.client.triton import TritonScorer, TritonTarget
+    from tersify.client.triton_config import ScorerConfig
+
+    config = ScorerConfig(form="python", engine="torch", engine_compile=True, cuda_graphs=False)
+    state = server.start(Bundle.open(tiny_scorer_dir), tmp_path, scorer=config)
+    try:
+        log = (tmp_path / "tritonserver.log").read_text(errors="replace")
+        assert "torch engine on cpu in torch.float32, full head, compiled in" in log, log[-3000:]
+        client = TritonScorer(TritonTarget.parse(state.grpc_url), Bundle.open(tiny_scorer_dir))
+        windows = [np.arange(2, n, dtype=np.int64) for n in (10, 70, 300)]
+        want = OnnxScorer(Bundle.open(tiny_scorer_dir)).logprobs(windows)
+        for got, expected in zip(client.logprobs(windows), want, strict=True):
+            np.testing.assert_allclose(got, expected, atol=1e-3)
+        client.close()
+    finally:
+        server.stop(tmp_path)
+
+
 def test_options_from_triton_parameters_and_bad_values() -> None:
     options = EngineOptions.from_parameters(
-        {"engine_dtype": "float16", "engine_batch_sizes": "1,2,8", "engine_cuda_graphs": "false"}
+        {
+            "engine_dtype": "float16",
+            "engine_batch_sizes": "1,2,8",
+            "engine_cuda_graphs": "false",
+            "engine_head": "full",
+            "engine_compile": "true",
+        }
     )
     assert (options.dtype, options.batch_sizes, options.cuda_graphs) == (
         "float16",
         (1, 2, 8),
         False,
     )
+    assert (options.head, options.compile) == ("full", True)
+    assert EngineOptions.from_parameters({}) == EngineOptions()
     with pytest.raises(ScorerUnavailableError, match="dtype"):
         EngineOptions(dtype="int4")  # type: ignore[arg-type]
     with pytest.raises(ScorerUnavailableError, match="lengths"):

@@ -118,6 +118,7 @@ class Server:
         queue_delay_us: int,
         instances: int = 1,
         head: str = "auto",
+        compile: bool = False,
     ) -> None:
         from tersify.bundle import Bundle
         from tersify.client.triton_config import Batching, ScorerConfig, write_model
@@ -132,6 +133,7 @@ class Server:
             cuda_graphs=not cpu,
             instance_count=instances,
             engine_head=head,
+            engine_compile=compile,
         )
         write_model(config, repo / MODEL, bundle=Bundle.open(scorer), symlink=True)
         self.http, self.grpc, self.metrics = _port(), _port(), _port()
@@ -339,56 +341,93 @@ def _timed(run: Any, repeat: int, warmup: int, sync: Any) -> float:
     return _ms(times)[0]
 
 
+def prompt_ids(scorer: Path, request: dict[str, Any]) -> list[int]:
+    """The whole request as the scorer's ids, BOS first (the lower bound's input)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(scorer / "tokenizer.json"))
+    text = "\n\n".join([*request["context"], request["question"]])
+    bos = json.loads((scorer / "manifest.json").read_text())["bos_token_id"]
+    return [bos, *tokenizer.encode(text, add_special_tokens=False).ids]
+
+
 def eager_lower_bound(scorer: Path, ids: list[int], cpu: bool, repeat: int) -> dict[str, Any]:
-    """One eager forward over the whole prompt, log-probs gathered on the device; and the
-    engine alone (CUDA graphs) per bucket: the full head with the fused and the plain
-    log-softmax, and the shortlist head where the scorer has one."""
+    """One eager forward over the whole prompt, log-probs gathered on the device."""
     import torch
 
-    from tersify.client.torch_engine import SHORTLIST_FILE, EngineOptions, TorchEngine
+    from tersify.client.torch_engine import EngineOptions, TorchEngine
 
     plain = EngineOptions(device="cpu" if cpu else "auto", log_softmax="torch", head="full")
     engine = TorchEngine.load(scorer, plain)
     tensor = torch.tensor([ids], dtype=torch.int64, device=engine.device)
     sync = torch.cuda.synchronize if engine.device.type == "cuda" else (lambda: None)
-    report: dict[str, Any] = {
-        "tokens": len(ids),
-        "p50_ms": _timed(lambda: engine.compute(tensor), repeat, 1 if cpu else 3, sync),
-        "graphs": {},
-    }
+    ms = _timed(lambda: engine.compute(tensor), repeat, 1 if cpu else 3, sync)
+    return {"tokens": len(ids), "p50_ms": ms}
+
+
+def engine_alone(scorer: Path, ids: list[int], cpu: bool, repeat: int) -> dict[str, Any]:
+    """The engine alone per bucket (CUDA graphs on a GPU): the full head with the fused and
+    the plain log-softmax, the shortlist head where the scorer has one, and the server's
+    head with the decoder compiled; ``compile_wins`` says whether compiling was faster at
+    one window and at the request's windows."""
+    import numpy as np
+    import torch
+
+    from tersify.client.torch_engine import SHORTLIST_FILE, EngineOptions, TorchEngine
+
+    device = "cpu" if cpu else "auto"
+    model = TorchEngine.load(scorer, EngineOptions(device=device, head="full")).model
+    sync = torch.cuda.synchronize if torch.cuda.is_available() and not cpu else (lambda: None)
     windows = torch.zeros((-(-len(ids) // WINDOW), WINDOW), dtype=torch.int64)
     flat = torch.tensor(ids[: windows.numel()])
     windows.view(-1)[: len(flat)] = flat
     batches = {1: windows[:1], len(windows): windows, 16: windows.repeat(4, 1)[:16]}
-    report["run_as"] = "CUDA graph" if engine.device.type == "cuda" else "eager on the CPU"
     if cpu:  # the dry run: the same code, one small bucket, no CUDA graph
         windows = windows[:2]
         batches = {1: windows[:1]}
-    import numpy as np
-
     listed = scorer / SHORTLIST_FILE
-    kinds = {"full head, fused": ("fused", None), "full head, torch": ("torch", None)}
-    if listed.is_file():
-        kinds["shortlist head"] = ("torch", np.load(listed))
+    shortlist = np.load(listed) if listed.is_file() else None
+    served = "shortlist head" if shortlist is not None else "full head, fused"
+    kinds: dict[str, tuple[str, Any, bool]] = {
+        "full head, fused": ("fused", None, False),
+        "full head, torch": ("torch", None, False),
+    }
+    if shortlist is not None:
+        kinds["shortlist head"] = ("torch", shortlist, False)
+    kinds[f"{served}, compiled"] = (*kinds[served][:2], True)
+    report: dict[str, Any] = {"graphs": {}, "served_head": served}
     outputs = {}
-    for kind, (log_softmax, shortlist) in kinds.items():
+    for kind, (log_softmax, short, compiled) in kinds.items():
         options = EngineOptions(
-            device=str(engine.device),
+            device=device,
             batch_sizes=tuple(batches),
             lengths=(WINDOW,),
             log_softmax=log_softmax,  # type: ignore[arg-type]
-            head="full" if shortlist is None else "shortlist",
+            head="full" if short is None else "shortlist",
+            compile=compiled,
         )
-        graphed = TorchEngine(engine.model, options, shortlist)
-        graphed.capture()
+        engine = TorchEngine(model, options, short)
+        engine.capture()
+        report["run_as"] = "CUDA graph" if engine.graph_buckets else "no CUDA graph"
+        if compiled:
+            report["compile"] = engine.describe()
+            if not engine.compiled:
+                continue
         for rows, ids_batch in batches.items():
-            on_device = ids_batch.to(graphed.device)
-            ms = _timed(lambda: graphed.run(on_device), repeat, 0 if cpu else 3, sync)  # noqa: B023
+            on_device = ids_batch.to(engine.device)
+            ms = _timed(lambda: engine.run(on_device), repeat, 0 if cpu else 3, sync)  # noqa: B023
             report["graphs"][f"{kind} [{rows}, {WINDOW}]"] = ms
-        outputs[kind] = graphed.run(windows.to(graphed.device)).clone()
-        report[f"{kind} graph buckets"] = len(graphed.graph_buckets)
+        outputs[kind] = engine.run(windows.to(engine.device)).clone()
     fused, plain_out = outputs["full head, fused"], outputs["full head, torch"]
     report["fused_vs_torch_max_abs"] = float((fused - plain_out).abs().max())
+    graphs = report["graphs"]
+    pairs = [(f"{served}, compiled [{n}, {WINDOW}]", f"{served} [{n}, {WINDOW}]") for n in batches]
+    report["compile_wins"] = all(
+        fast in graphs and graphs[fast] < graphs[slow] for fast, slow in pairs[:2]
+    )
+    if f"{served}, compiled" in outputs:
+        compiled_out = outputs[f"{served}, compiled"]
+        report["compiled_max_abs"] = float((compiled_out - outputs[served]).abs().max())
     return report
 
 
@@ -489,7 +528,8 @@ def table(report: dict[str, Any]) -> str:
     seed, eager, ll = report["seed"], report["eager"], report.get("llmlingua", {})
     lines = [
         f"GPU: {report['device']}   scorer: {report['scorer']}",
-        f"engine: {report['engine']}   server ready in {report['ready_s']:.1f}s",
+        f"engine: {report['engine']}   server ready in {report['ready_s']:.1f}s"
+        f"   server's compile: {report['server_compile']}",
         "",
         _row("measure", "result", "goal"),
         _row("---", "---", "---"),
@@ -527,20 +567,23 @@ def table(report: dict[str, Any]) -> str:
     lines.append(
         _row(f"eager PyTorch lower bound, [1, {eager['tokens']}]", f"{eager['p50_ms']:.1f} ms")
     )
-    for name, ms in eager.get("graphs", {}).items():
+    alone = report["alone"]
+    for name, ms in alone["graphs"].items():
         rows = int(name.split("[")[1].split(",")[0])
         lines.append(
             _row(
-                f"engine alone, {eager.get('run_as', 'CUDA graph')}, {name}",
+                f"engine alone, {alone['run_as']}, {name}",
                 f"{ms:.2f} ms ({rows * WINDOW / ms:.0f}k tokens/s)",
             )
         )
-    if "fused_vs_torch_max_abs" in eager:
+    lines.append(
+        _row("fused vs plain log-softmax, max abs diff", f"{alone['fused_vs_torch_max_abs']:.2e}")
+    )
+    if "compiled_max_abs" in alone:
         lines.append(
-            _row(
-                "fused vs plain log-softmax, max abs diff", f"{eager['fused_vs_torch_max_abs']:.2e}"
-            )
+            _row("compiled vs eager decoder, max abs diff", f"{alone['compiled_max_abs']:.2e}")
         )
+    lines.append(_row("the decoder compiled", alone.get("compile", "not tried")))
     if "error" in ll:
         lines.append(_row("LLMLingua 0.2.2", f"not run: {ll['error'][-300:]!r}"))
     for mode, ms in ll.items():
@@ -571,14 +614,20 @@ def run(args: argparse.Namespace) -> None:
     _say(f"== scorer with random weights ({'tiny, CPU' if cpu else 'full size'})")
     scorer, description = build_scorer(kit, work, cpu)
     _say(f"   {description} (timing does not depend on weight values)")
-    _say("== tritonserver with the torch engine")
-    server = Server(work, scorer, cpu, args.queue_delay_us)
     report: dict[str, Any] = {"device": device, "scorer": description, "repeat": repeat}
+    request = json.loads((kit / "seed_request.json").read_text(encoding="utf-8"))
+    ids = prompt_ids(scorer, request)
+    _say("== the engine alone: full and shortlist head, eager and compiled decoder")
+    report["alone"] = engine_alone(scorer, ids, cpu, 1 if cpu else 50)
+    _say(f"   {report['alone']}")
+    compiled = {"on": True, "off": False}.get(args.compile, report["alone"]["compile_wins"])
+    report["server_compile"] = f"{'on' if compiled else 'off'} ({args.compile})"
+    _say(f"== tritonserver with the torch engine, compile {report['server_compile']}")
+    server = Server(work, scorer, cpu, args.queue_delay_us, compile=compiled)
     try:
         report["ready_s"] = server.wait(600)
         report["engine"] = server.engine_line()
         _say(f"   ready in {report['ready_s']:.1f}s: {report['engine']}")
-        request = json.loads((kit / "seed_request.json").read_text(encoding="utf-8"))
         _say(f"== seed end to end over gRPC, {repeat} runs")
         report["seed"] = seed_end_to_end(server.grpc, scorer, request, repeat, 1 if cpu else 5)
         window = report["seed"].pop("window_ids")
@@ -593,7 +642,7 @@ def run(args: argparse.Namespace) -> None:
         server.stop()
     if (scorer / SHORTLIST_FILE).is_file() and not args.skip_full_head:
         _say("== the same server with the full-vocabulary head (engine_head=full)")
-        full = Server(work, scorer, cpu, args.queue_delay_us, head="full")
+        full = Server(work, scorer, cpu, args.queue_delay_us, head="full", compile=compiled)
         try:
             full.wait(600)
             runs = max(2, repeat // 3)
@@ -613,7 +662,7 @@ def run(args: argparse.Namespace) -> None:
             full.stop()
     if args.instances > 1 and not cpu:
         _say(f"== {args.instances} model instances: perf_analyzer at concurrency 16, 32")
-        more = Server(work, scorer, cpu, args.queue_delay_us, args.instances)
+        more = Server(work, scorer, cpu, args.queue_delay_us, args.instances, compile=compiled)
         try:
             more.wait(600)
             rows = perf_analyzer(work, more.grpc, window, [16, 32], args.interval_ms)
@@ -624,14 +673,6 @@ def run(args: argparse.Namespace) -> None:
         finally:
             more.stop()
     _say("== eager PyTorch lower bound")
-    from tokenizers import Tokenizer
-
-    from tersify.client.tokenizer import BundleScorerBase  # noqa: F401 - the same tokenizer
-
-    tokenizer = Tokenizer.from_file(str(scorer / "tokenizer.json"))
-    text = "\n\n".join([*request["context"], request["question"]])
-    bos = json.loads((scorer / "manifest.json").read_text())["bos_token_id"]
-    ids = [bos, *tokenizer.encode(text, add_special_tokens=False).ids]
     report["eager"] = eager_lower_bound(scorer, ids, cpu, 1 if cpu else 50)
     _say(f"   {report['eager']}")
     if not args.skip_llmlingua:
@@ -683,6 +724,12 @@ def main() -> None:
         type=int,
         default=1,
         help="also measure this many model instances (GPU; 2 did not help on an H100)",
+    )
+    go.add_argument(
+        "--compile",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="the server's torch.compile: auto = on where the engine alone ran faster compiled",
     )
     go.add_argument(
         "--skip-full-head",

@@ -14,10 +14,19 @@ stub's numpy-based tensor conversion returns empty arrays under numpy 2.
 """
 
 import json
+import locale
 import os
 import site
 import sys
 from pathlib import Path
+
+# The stub embeds Python without setting the locale: files would open as ASCII, and
+# torch.compile reads its UTF-8 kernel templates that way (UnicodeDecodeError).
+if locale.getpreferredencoding(False).lower().replace("-", "") != "utf8":
+    try:
+        locale.setlocale(locale.LC_CTYPE, "C.UTF-8")
+    except locale.Error:
+        pass
 
 # The backend stub does not put PYTHONPATH on sys.path; the launcher passes the
 # environment that has numpy, onnxruntime or torch (and tersify, for the torch engine).
@@ -49,13 +58,8 @@ class TritonPythonModel:
             from tersify.client.torch_engine import EngineOptions, TorchEngine
 
             self.engine = TorchEngine.load(folder, EngineOptions.from_parameters(parameters))
-            graphs = self.engine.capture()
-            pb_utils.Logger.log_info(
-                f"tersify scorer: torch engine on {self.engine.device} in {self.engine.dtype}, "
-                f"{self.engine.head} head, "
-                f"{graphs} CUDA graphs in {self.engine.capture_seconds:.1f}s"
-                + (f" ({self.engine.capture_error})" if self.engine.capture_error else "")
-            )
+            self.engine.capture()
+            pb_utils.Logger.log_info(f"tersify scorer: {self.engine.describe()}")
             self._score = self.engine.score
             return
         files = manifest.get("model_files", {})
