@@ -41,7 +41,9 @@ class Batching:
 
     max_batch_size: int = 16
     preferred_batch_sizes: tuple[int, ...] = (4, 8, 16)
-    max_queue_delay_us: int = 2000
+    # How long a lone request waits for others: 100 us gave the lowest latency at
+    # concurrency 1 on an H100, and Triton still merged 14 requests at concurrency 32.
+    max_queue_delay_us: int = 100
     # Windows are padded to these lengths so that requests from many callers match.
     padded_lengths: tuple[int, ...] = (64, 128, 256, 512)
     warmup_length: int = 128
