@@ -14,8 +14,8 @@ tersify's scorer of that name, rebuilt in fp32 and saved as a Hugging Face folde
 - ``smollm2-135m`` (default): ``perf/.venv-llmlingua``, llmlingua 0.2.2, transformers
   4.44.2, torch 2.13.0 CPU.
 - ``gemma-3-270m``: ``perf/.venv-llmlingua-gemma``, llmlingua 0.2.2, transformers 4.57.6
-  (4.44 cannot load Gemma 3; LLMLingua 0.2.2 breaks on 5.x), torch 2.13.0 CPU, with the
-  KV-cache shim in llmlingua_runner.py (``legacy_cache``) around the model's forward.
+  (4.44 cannot load Gemma 3), torch 2.13.0 CPU, with the
+  KV-cache shim (``llmlingua_shim.legacy_cache``) around the model's forward.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Runs inside perf/.venv-llmlingua-gemma: checks llmlingua_runner's ``legacy_cache`` shim.
+"""Runs inside perf/.venv-llmlingua-gemma: checks llmlingua_shim's ``legacy_cache``.
 
     python llmlingua_gemma_check.py MODEL_FOLDER SEED_JSON [CHUNK]
 
@@ -14,7 +14,7 @@ import sys
 
 import torch
 from llmlingua import PromptCompressor
-from llmlingua_runner import legacy_cache, needs_legacy_cache
+from llmlingua_shim import legacy_cache, needs_legacy_cache
 
 
 def main() -> None:

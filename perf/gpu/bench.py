@@ -293,7 +293,7 @@ def perf_analyzer(
             "--max-trials",
             "6",
             "--stability-percentage",
-            "25",
+            "25" if interval_ms > 0 else "60",  # the CPU dry run is noisy: its flow matters
         ]
         env = dict(os.environ)
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
@@ -434,11 +434,16 @@ def engine_alone(scorer: Path, ids: list[int], cpu: bool, repeat: int) -> dict[s
 LLMLINGUA_SCRIPT = r"""
 import json, statistics, sys, time, torch
 from llmlingua import PromptCompressor
-folder, seed, repeat, device = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+folder, seed, repeat, device, kit = sys.argv[1:6]
+repeat = int(repeat)
+sys.path.insert(0, kit)
+from llmlingua_shim import legacy_cache, needs_legacy_cache  # transformers 5: tuple caches
 request = json.load(open(seed, encoding="utf-8"))
 out = {}
 for mode in ("llmlingua", "longllmlingua"):
     compressor = PromptCompressor(model_name=folder, device_map=device)
+    if needs_legacy_cache():
+        legacy_cache(compressor.model)
     kwargs = {"rank_method": "longllmlingua", "condition_in_question": "after_condition",
               "condition_compare": True} if mode == "longllmlingua" else {}
     times = []
@@ -495,6 +500,7 @@ def llmlingua(work: Path, scorer: Path, kit: Path, cpu: bool, repeat: int) -> di
             str(kit / "seed_request.json"),
             str(repeat),
             "cpu" if cpu else "cuda",
+            str(kit),
         ],
         capture_output=True,
         text=True,
@@ -588,12 +594,11 @@ def table(report: dict[str, Any]) -> str:
         lines.append(_row("LLMLingua 0.2.2", f"not run: {ll['error'][-300:]!r}"))
     for mode, ms in ll.items():
         if mode != "error":
+            versus = f"{ms:.1f} ms ({ms / seed['p50_ms']:.1f}x tersify's p50"
+            if full:  # LLMLingua sums the whole vocabulary: the ratio to that head too
+                versus += f"; {ms / full['p50_ms']:.1f}x with the full-vocabulary head"
             lines.append(
-                _row(
-                    f"LLMLingua 0.2.2 `{mode}`, same device and model",
-                    f"{ms:.1f} ms ({ms / seed['p50_ms']:.1f}x tersify's p50)",
-                    ">= 15x",
-                )
+                _row(f"LLMLingua 0.2.2 `{mode}`, same device and model", versus + ")", ">= 15x")
             )
     return "\n".join(lines)
 
@@ -677,7 +682,7 @@ def run(args: argparse.Namespace) -> None:
     _say(f"   {report['eager']}")
     if not args.skip_llmlingua:
         _say("== LLMLingua 0.2.2")
-        report["llmlingua"] = llmlingua(work, scorer, kit, cpu, 2 if cpu else 10)
+        report["llmlingua"] = llmlingua(work, scorer, kit, cpu, 1 if cpu else 10)
         _say(f"   {report['llmlingua']}")
     report["wall_s"] = time.monotonic() - started
     text = table(report)

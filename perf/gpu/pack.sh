@@ -6,7 +6,8 @@
 # trimmed from the nvidia-pytriton wheel, tritonclient with grpcio, protobuf and rapidjson
 # wheels, the perf_analyzer binary, tersify's own wheel, the scorer's tokenizer and
 # configuration (no weights: run.sh builds the architecture with random weights), the
-# seed request, LLMLingua 0.2.2's wheels (unless LLMLINGUA=0), run.sh and bench.py.
+# seed request, LLMLingua 0.2.2's wheels (unless LLMLINGUA=0) with its KV-cache shim,
+# run.sh and bench.py.
 #
 # Environment: PYVER (target Python, 3.12), PERF_ANALYZER (a pip requirement whose wheel
 # holds the binary: perf-analyzer==2.60.0, or tritonclient[all]==2.51.0 for older glibc),
@@ -66,7 +67,11 @@ fi
 echo "== client wheels for Python $PYVER"
 download "$DIR/wheels" tritonclient==2.73.0 grpcio==1.85.3 protobuf==6.33.6 python-rapidjson==1.25
 if [ "$LLMLINGUA" = 1 ]; then
-  download "$DIR/wheels" llmlingua==0.2.2 nltk==3.9.1
+  # With their own dependencies that a PyTorch image may lack (nltk's click and joblib,
+  # accelerate for device_map); LLMLingua runs on the image's transformers through
+  # llmlingua_shim.py (transformers 5 hands out Cache objects where it wants tuples).
+  download "$DIR/wheels" llmlingua==0.2.2 nltk==3.9.1 click==8.5.1 joblib==1.6.0 \
+    accelerate==1.15.0 psutil==7.2.2
 fi
 
 echo "== perf_analyzer ($PERF_ANALYZER)"
@@ -96,7 +101,7 @@ else
   "$PYTHON" "$HERE/bench.py" config-from-gguf "$SCORER" "$DIR/scorer/config.json"
 fi
 cp "$ROOT/examples/seed_request.json" "$DIR/seed_request.json"
-cp "$HERE/run.sh" "$HERE/bench.py" "$DIR/"
+cp "$HERE/run.sh" "$HERE/bench.py" "$HERE/../llmlingua_shim.py" "$DIR/"
 chmod +x "$DIR/run.sh"
 
 size=$(du -sb "$DIR" | cut -f1)
