@@ -197,6 +197,21 @@ def test_the_torch_engine_sums_what_the_graph_sums(shortlist_dir: Path) -> None:
     assert np.abs(got - exact).max() > 1e-3  # the shortlist is a different normaliser
 
 
+def test_the_python_form_links_the_shortlist_and_never_a_stale_one(
+    shortlist_dir: Path, tiny_scorer_dir: Path, tmp_path: Path
+) -> None:
+    from tersify.client.torch_engine import SHORTLIST_FILE
+    from tersify.client.triton_config import ScorerConfig, write_model
+
+    config = ScorerConfig(form="python")
+    folder = tmp_path / "tersify_scorer"
+    write_model(config, folder, bundle=Bundle.open(shortlist_dir), symlink=True)
+    linked = folder / "1" / SHORTLIST_FILE
+    assert linked.resolve() == (shortlist_dir / SHORTLIST_FILE).resolve()
+    write_model(config, folder, bundle=Bundle.open(tiny_scorer_dir), symlink=True)
+    assert not linked.exists() and not linked.is_symlink()  # the next scorer has none
+
+
 def test_the_torch_engine_asked_for_a_missing_shortlist_says_how_to_fix(
     tiny_scorer_dir: Path,
 ) -> None:
