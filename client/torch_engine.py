@@ -182,15 +182,23 @@ class TorchEngine:
             if self.options.head == "shortlist":
                 raise ScorerUnavailableError("head=shortlist needs the shortlist's ids")
             return
-        if self._softcap:
-            raise ScorerUnavailableError("a model with a logit soft cap has no shortlist head")
+        if self._softcap:  # the export writes no shortlist for one: "auto" sums everything
+            if self.options.head == "shortlist":
+                raise ScorerUnavailableError("a model with a logit soft cap has no shortlist head")
+            return
         torch = self._torch
         given = np.asarray(shortlist, dtype=np.int64)
         weight = self._head.weight.detach()
-        if given.ndim != 1 or not given.size or given.min() != 0 or given.max() >= len(weight):
+        if (
+            given.ndim != 1
+            or not given.size
+            or given[0] != 0
+            or given[-1] >= len(weight)
+            or np.any(np.diff(given) <= 0)
+        ):
             raise ScorerUnavailableError(
-                f"{SHORTLIST_FILE} must list ids of the vocabulary with the padding id 0; "
-                "export the scorer again"
+                f"{SHORTLIST_FILE} must list ids of the vocabulary once each, in order, from "
+                "the padding id 0; export the scorer again"
             )
         ids = torch.as_tensor(given, device=self.device)
         listed = torch.zeros(len(weight), dtype=torch.bool, device=self.device)
@@ -198,7 +206,11 @@ class TorchEngine:
         self._short = (weight[ids].contiguous(), listed)
 
     def _compile(self) -> None:
-        """Compile the decoder for any shape and run it once; stay eager where that fails."""
+        """Compile the decoder for any shape and run it twice; stay eager where that fails.
+
+        Only the warm-up's shapes are checked here: a later recompile that fails fails that
+        bucket's capture (its shapes then run without a CUDA graph) or that request.
+        """
         torch = self._torch
         started = time.perf_counter()
         try:
@@ -285,9 +297,11 @@ class TorchEngine:
         later = torch.ones(length, length, dtype=torch.bool, device=ids.device).triu(1)
         for start in range(0, batch, rows):
             part, states = ids[start : start + rows], hidden[start : start + rows]
-            target = (states.float() * weight[part[:, 1:]].float()).sum(-1)
             listed_sum = torch.logsumexp(torch.matmul(states, short_weight.t()).float(), -1)
             own = torch.matmul(states, weight[part].transpose(1, 2)).float()
+            # The next token's logit from the same (bf16 on CUDA) product as the sum: one
+            # rounding for both, so log p never comes out above 0.
+            target = own.diagonal(offset=1, dim1=1, dim2=2)
             # Each id of the row once, and only where the shortlist lacks it.
             repeated = ((part.unsqueeze(2) == part.unsqueeze(1)) & later).any(1)
             own = own.masked_fill((repeated | listed[part]).unsqueeze(1), float("-inf"))

@@ -84,6 +84,15 @@ class ScorerConfig:
     cuda_graphs: bool = True
     trt_cache_path: str = "/tmp/tersify_trt_cache"  # noqa: S108 - a cache, rebuilt when absent
 
+    def __post_init__(self) -> None:
+        # Checked here, not first inside Triton's model load: a typo fails at once.
+        if self.engine not in ("auto", "torch", "onnxruntime", "openvino"):
+            raise BadRequestError(
+                f"engine={self.engine!r}: use auto, torch, onnxruntime or openvino"
+            )
+        if self.engine_head not in ("auto", "full", "shortlist"):
+            raise BadRequestError(f"engine_head={self.engine_head!r}: use auto, full or shortlist")
+
     def parameters(self) -> dict[str, str]:
         """The model's ``parameters``: padded lengths, and the engine's for the python form."""
         b = self.batching

@@ -197,6 +197,23 @@ def test_the_torch_engine_sums_what_the_graph_sums(shortlist_dir: Path) -> None:
     assert np.abs(got - exact).max() > 1e-3  # the shortlist is a different normaliser
 
 
+def test_the_torch_engine_in_bf16_rounds_target_and_sum_alike(shortlist_dir: Path) -> None:
+    """On a GPU the head's products are bf16: the next token's logit must come from the same
+    product as the sum it is divided by, or a confident token's log p rises above 0."""
+    from tersify.client.torch_engine import EngineOptions, TorchEngine
+
+    half = TorchEngine.load(shortlist_dir, EngineOptions(device="cpu", dtype="bfloat16"))
+    with torch.no_grad():  # large logits: a bf16 step is 0.06-0.25 there
+        half.model.get_decoder().norm.weight.fill_(40.0)
+        ids = torch.tensor([[2, 17, 230]])
+        for _ in range(40):  # the model's own greedy text: every next token is confident
+            following = half.model(input_ids=ids).logits[0, -1].float().argmax()
+            ids = torch.cat([ids, following.view(1, 1)], dim=1)
+    got = half.score(ids.numpy())
+    assert got[0, 3:].max() <= 0.0
+    assert got[0, 3:].mean() > -0.5  # confident, as meant
+
+
 def test_the_python_form_links_the_shortlist_and_never_a_stale_one(
     shortlist_dir: Path, tiny_scorer_dir: Path, tmp_path: Path
 ) -> None:

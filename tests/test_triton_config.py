@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from tersify.client.triton_config import BACKEND_FILE, FORMS, ScorerConfig, write_repository
+from tersify.errors import BadRequestError
 
 ROOT = Path(__file__).resolve().parent.parent
 REPO = ROOT / "model_repository"
@@ -69,8 +71,11 @@ def test_onnxruntime_form_runs_tensorrt_fp16_with_cache_graphs_and_a_profile_per
     assert trt["trt_cuda_graph_enable"] == "1"
     lengths = config.parameters["padded_lengths"].string_value.split(",")
     batch = config.max_batch_size
-    for key, rows in (("min", 1), ("opt", max(config.dynamic_batching.preferred_batch_size)),
-                      ("max", batch)):
+    for key, rows in (
+        ("min", 1),
+        ("opt", max(config.dynamic_batching.preferred_batch_size)),
+        ("max", batch),
+    ):
         profiles = trt[f"trt_profile_{key}_shapes"].split(",")
         assert profiles == [f"input_ids:{rows}x{n}" for n in lengths], key
     plain = text_format.Parse(
@@ -93,6 +98,13 @@ def test_python_form_carries_the_cuda_engine_settings() -> None:
     assert max(options.batch_sizes) == config.max_batch_size
     assert options.lengths == tuple(int(n) for n in parameters["padded_lengths"].split(","))
     assert not config.HasField("optimization")
+
+
+def test_engine_settings_are_checked_when_the_config_is_made() -> None:
+    with pytest.raises(BadRequestError, match="engine_head='half'"):
+        ScorerConfig(form="python", engine_head="half")
+    with pytest.raises(BadRequestError, match="engine='tensorrt'"):
+        ScorerConfig(form="python", engine="tensorrt")
 
 
 def test_forms_are_the_two_backends() -> None:

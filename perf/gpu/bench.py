@@ -381,7 +381,8 @@ def engine_alone(scorer: Path, ids: list[int], cpu: bool, repeat: int) -> dict[s
     windows = torch.zeros((-(-len(ids) // WINDOW), WINDOW), dtype=torch.int64)
     flat = torch.tensor(ids[: windows.numel()])
     windows.view(-1)[: len(flat)] = flat
-    batches = {1: windows[:1], len(windows): windows, 16: windows.repeat(4, 1)[:16]}
+    batches = {1: windows[:1], len(windows): windows}
+    batches[16] = windows.repeat(-(-16 // len(windows)), 1)[:16]
     if cpu:  # the dry run: the same code, one small bucket, no CUDA graph
         windows = windows[:2]
         batches = {1: windows[:1]}
@@ -395,7 +396,7 @@ def engine_alone(scorer: Path, ids: list[int], cpu: bool, repeat: int) -> dict[s
     if shortlist is not None:
         kinds["shortlist head"] = ("torch", shortlist, False)
     kinds[f"{served}, compiled"] = (*kinds[served][:2], True)
-    report: dict[str, Any] = {"graphs": {}, "served_head": served}
+    report: dict[str, Any] = {"graphs": {}, "run_as": {}, "served_head": served}
     outputs = {}
     for kind, (log_softmax, short, compiled) in kinds.items():
         options = EngineOptions(
@@ -408,7 +409,10 @@ def engine_alone(scorer: Path, ids: list[int], cpu: bool, repeat: int) -> dict[s
         )
         engine = TorchEngine(model, options, short)
         engine.capture()
-        report["run_as"] = "CUDA graph" if engine.graph_buckets else "no CUDA graph"
+        captured = len(engine.graph_buckets)
+        report["run_as"][kind] = (
+            "CUDA graph" if captured == len(batches) else f"{captured}/{len(batches)} CUDA graphs"
+        )
         if compiled:
             report["compile"] = engine.describe()
             if not engine.compiled:
@@ -578,7 +582,7 @@ def table(report: dict[str, Any]) -> str:
         rows = int(name.split("[")[1].split(",")[0])
         lines.append(
             _row(
-                f"engine alone, {alone['run_as']}, {name}",
+                f"engine alone, {alone['run_as'][name.rsplit(' [', 1)[0]]}, {name}",
                 f"{ms:.2f} ms ({rows * WINDOW / ms:.0f}k tokens/s)",
             )
         )
