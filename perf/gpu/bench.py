@@ -368,8 +368,9 @@ def eager_lower_bound(scorer: Path, ids: list[int], cpu: bool, repeat: int) -> d
 def engine_alone(scorer: Path, ids: list[int], cpu: bool, repeat: int) -> dict[str, Any]:
     """The engine alone per bucket (CUDA graphs on a GPU): the full head with the fused and
     the plain log-softmax, the shortlist head where the scorer has one, and the server's
-    head with the decoder compiled; ``compile_wins`` says whether compiling was faster at
-    one window and at the request's windows."""
+    head with the decoder compiled and in fp32 (the precision that keeps the CPU's
+    selection); ``compile_wins`` says whether compiling was faster at one window and at the
+    request's windows."""
     import numpy as np
     import torch
 
@@ -389,18 +390,21 @@ def engine_alone(scorer: Path, ids: list[int], cpu: bool, repeat: int) -> dict[s
     listed = scorer / SHORTLIST_FILE
     shortlist = np.load(listed) if listed.is_file() else None
     served = "shortlist head" if shortlist is not None else "full head, fused"
-    kinds: dict[str, tuple[str, Any, bool]] = {
-        "full head, fused": ("fused", None, False),
-        "full head, torch": ("torch", None, False),
+    kinds: dict[str, tuple[str, Any, bool, str]] = {
+        "full head, fused": ("fused", None, False, "auto"),
+        "full head, torch": ("torch", None, False, "auto"),
     }
     if shortlist is not None:
-        kinds["shortlist head"] = ("torch", shortlist, False)
-    kinds[f"{served}, compiled"] = (*kinds[served][:2], True)
+        kinds["shortlist head"] = ("torch", shortlist, False, "auto")
+    kinds[f"{served}, compiled"] = (*kinds[served][:2], True, "auto")
+    # fp32 keeps the CPU's selection (perf/engine_precision.py); bf16 changes a few percent.
+    kinds[f"{served}, fp32"] = (*kinds[served][:2], False, "float32")
     report: dict[str, Any] = {"graphs": {}, "run_as": {}, "served_head": served}
     outputs = {}
-    for kind, (log_softmax, short, compiled) in kinds.items():
+    for kind, (log_softmax, short, compiled, dtype) in kinds.items():
         options = EngineOptions(
             device=device,
+            dtype=dtype,  # type: ignore[arg-type]
             batch_sizes=tuple(batches),
             lengths=(WINDOW,),
             log_softmax=log_softmax,  # type: ignore[arg-type]
