@@ -632,6 +632,8 @@ def run(args: argparse.Namespace) -> None:
     ids = prompt_ids(scorer, request)
     _say("== the engine alone: full and shortlist head, eager and compiled decoder")
     report["alone"] = engine_alone(scorer, ids, cpu, 1 if cpu else 50)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # its engines are gone: the server, next, gets the memory
     _say(f"   {report['alone']}")
     compiled = {"on": True, "off": False}.get(args.compile, report["alone"]["compile_wins"])
     report["server_compile"] = f"{'on' if compiled else 'off'} ({args.compile})"
