@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Literal
 
 from tersify.bundle import INPUT_NAME, OUTPUT_NAME, Bundle
+from tersify.client.torch_engine import CONFIG_FILE as TORCH_CONFIG
+from tersify.client.torch_engine import SHORTLIST_FILE as TORCH_SHORTLIST
+from tersify.client.torch_engine import VARIANT as TORCH_VARIANT
 from tersify.errors import BadRequestError
 from tersify.validate import non_negative_int, positive_int
 
@@ -29,10 +32,6 @@ MODEL_NAME = "tersify_scorer"
 FORMS = ("onnxruntime", "python")
 Form = Literal["onnxruntime", "python"]
 BACKEND_FILE = Path(__file__).with_name("triton_backend.py")
-# The PyTorch engine's files (tersify.client.torch_engine), linked in beside the ONNX file.
-TORCH_VARIANT = "torch"
-TORCH_CONFIG = "config.json"
-TORCH_SHORTLIST = "shortlist.npy"  # the shortlist head's ids, where the export wrote them
 
 
 @dataclass(frozen=True)
@@ -209,6 +208,7 @@ def write_model(
         written[-1].write_text(BACKEND_FILE.read_text(encoding="utf-8"), encoding="utf-8")
     if bundle is not None:
         sources = [bundle.folder / "manifest.json"]
+        # The PyTorch engine's files (tersify.client.torch_engine) go beside the ONNX file.
         for variant in ("fp32", "shortlist", TORCH_VARIANT):
             if variant in bundle.manifest.model_files:
                 model = bundle.model_path(variant)
