@@ -36,6 +36,12 @@ FORMAT_VERSION = 1
 # The scorer model's contract (DESIGN.md): int64 [batch, seq] in, fp32 [batch, seq] out.
 INPUT_NAME = "input_ids"
 OUTPUT_NAME = "token_logprobs"
+# A ranker folder (``kind: "ranker"``, tersify.export.ranker): BERT ids and mask in,
+# one L2-normalised embedding per text out.
+SCORER_KIND = "scorer"
+RANKER_KIND = "ranker"
+RANKER_INPUTS = ("input_ids", "attention_mask")
+RANKER_OUTPUT = "embeddings"
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ class Manifest:
     sha256: Mapping[str, str] = field(default_factory=dict)
     verification: Mapping[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    kind: str = SCORER_KIND
 
     def to_json(self) -> str:
         """The manifest as JSON text."""
@@ -119,6 +126,7 @@ _FIELD_TYPES: dict[str, Callable[[object], bool]] = {
     "sha256": lambda v: _is_names(v, hashes=True),
     "verification": lambda v: isinstance(v, dict),
     "format_version": _is_int,
+    "kind": lambda v: v in (SCORER_KIND, RANKER_KIND),
 }
 _REQUIRED = ("name", "source", "vocab_size", "max_positions", "bos_token_id", "model_files")
 

@@ -1,9 +1,11 @@
 """Context-level filtering (LongLLMLingua's coarse step): rank, keep, reorder.
 
-Contexts are ranked by how well each lets the scorer predict the question
-(``longllmlingua``), by their own perplexity (``llmlingua``), or by BM25 against the
-question (``bm25``); the best are kept while they fit a context budget, then reordered
-against "lost in the middle", and may get a compression rate by rank (dynamic ratio).
+Contexts are ranked by a sentence-embedding ranker against the question, with BM25
+beside it (``sentbert``, :mod:`tersify.ranking`), by how well each lets the scorer predict
+the question (``longllmlingua``), by their own perplexity (``llmlingua``), or by BM25
+against the question (``bm25``); the best are kept while they fit a context budget, then
+reordered against "lost in the middle", and may get a compression rate by rank (dynamic
+ratio). With ``keep_sentences`` (``sentbert`` only) whole sentences are chosen instead.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from tersify.errors import BadRequestError
 from tersify.scoring import FloatArray, IntArray, Scorer
 from tersify.validate import choice, fraction, non_negative_int, show
 
-RankMethod = Literal["longllmlingua", "llmlingua", "bm25"]
+RankMethod = Literal["sentbert", "longllmlingua", "llmlingua", "bm25"]
 Reorder = Literal["original", "sort", "two_stage"]
 Placement = Literal["after", "before"]
-RANK_METHODS = ("longllmlingua", "llmlingua", "bm25")
+RANK_METHODS = ("sentbert", "longllmlingua", "llmlingua", "bm25")
 REORDERS = ("original", "sort", "two_stage")
 # LongLLMLingua's question suffix for question-aware ranking.
 QUESTION_SUFFIX = " We can get the answer to this question in the given documents."
@@ -39,7 +41,9 @@ class ContextFilter:
     ``context_budget`` is LLMLingua's string, applied to the prompt's token budget without
     ``eval``: ``"+100"`` (100 more), ``"-50"``, ``"*1.5"``. ``question_placement`` is where
     the question goes when ``longllmlingua`` scores a context: ``"after"`` scores
-    log p(question | context), ``"before"`` log p(context | question).
+    log p(question | context), ``"before"`` log p(context | question). ``keep_sentences``
+    (with ``sentbert``) keeps whole sentences, the most relevant first, from every context
+    (:func:`tersify.ranking.sentence_plan`) instead of whole contexts within the budget.
     """
 
     rank_method: RankMethod = "longllmlingua"
@@ -48,6 +52,7 @@ class ContextFilter:
     reorder: Reorder = "original"
     dynamic_ratio: float = 0.0
     question_placement: Placement = "after"
+    keep_sentences: bool = False
 
     def __post_init__(self) -> None:
         choice("rank_method", self.rank_method, RANK_METHODS)
@@ -57,6 +62,10 @@ class ContextFilter:
         for i, index in enumerate(self.force_context_ids):
             non_negative_int(f"force_context_ids[{i}]", index)
         self.context_tokens(100)  # checks the budget string
+        if self.keep_sentences and self.rank_method != "sentbert":
+            raise BadRequestError(
+                f"keep_sentences needs rank_method='sentbert', not {show(self.rank_method)}"
+            )
 
     def context_tokens(self, budget: int) -> int:
         """The context budget for a prompt budget of ``budget`` tokens.

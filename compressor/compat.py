@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from tersify.compressor import DEFAULT_PRICE_PER_1K, Compressor
+from tersify.compressor import DEFAULT_PRICE_PER_1K, CompressionResult, Compressor
 from tersify.errors import BadRequestError, UnsupportedOptionError
 from tersify.options import BY_NAME, NOT_YET, filters, resolve
 from tersify.recover import recover
@@ -131,7 +131,7 @@ class PromptCompressor:
             result = replace(
                 result, compressed_prompt=prompt, compressed_tokens=self._compressor.count(prompt)
             )
-        return dict(answer(result, self._price)["data"])
+        return _llmlingua_answer(result, self._price)
 
     def structured_compress_prompt(
         self,
@@ -166,7 +166,12 @@ class PromptCompressor:
             target_token=_target(target_token),
             token_filter=token_filter,
         )
-        return dict(answer(result, self._price)["data"])
+        return _llmlingua_answer(result, self._price)
+
+
+def _llmlingua_answer(result: CompressionResult, price: float) -> dict[str, Any]:
+    """The answer with LLMLingua's keys only (tersify's ``mode`` is not one of them)."""
+    return {k: v for k, v in answer(result, price)["data"].items() if k != "mode"}
 
 
 def _target(target_token: object) -> int | None:

@@ -27,12 +27,13 @@ from tersify.errors import BadRequestError
 from tersify.explain import ContextExplanation, Explanation, ScoreKind, explain
 from tersify.limits import Deadline, Limits
 from tersify.metering import Metered
-from tersify.scoring import FloatArray, Scorer, Units
+from tersify.options import DEFAULT_MODE, MODES, Filters, chosen_mode, filters, resolve
+from tersify.scoring import FloatArray, Ranker, Scorer, Units
 from tersify.selection import Selection
 from tersify.sentences import SentenceFilter
 from tersify.structured import JsonLayout, Segment, parse_tagged
 from tersify.tokens import TokenFilter
-from tersify.validate import text, texts
+from tersify.validate import choice, text, texts
 from tersify.windows import WindowPlan
 
 DEFAULT_PRICE_PER_1K = 0.06  # USD per 1,000 target tokens: GPT-4's input price
@@ -58,6 +59,8 @@ class CompressionResult:
     total_seconds: float = 0.0
     # Indices of the contexts in the compressed prompt, in its order (empty: unchanged).
     context_order: tuple[int, ...] = ()
+    # The preset that ran: "token", "question-aware", "longllmlingua" ("auto" decides).
+    mode: str = "token"
     explanation: Explanation | None = field(default=None, compare=False)
 
     @property
@@ -90,6 +93,7 @@ class _Job:
     frozen: Collection[int] = ()
     rates: Sequence[float | None] | None = None
     verbatim_parts: str = "instruction and question"
+    mode: str = "token"
 
 
 
@@ -104,7 +108,10 @@ class Compressor:
     own in-memory :class:`~tersify.cache.ScoreCache`, a ``ScoreCache`` is shared (or kept
     on disk), ``False`` scores every window every time. ``variant`` picks an exported
     variant (``"fp32"``: onnxruntime, as before variants); by default the fastest one the
-    export checked that this machine runs.
+    export checked that this machine runs. ``ranker`` ranks documents and sentences against
+    the question (``rank_method="sentbert"``, question-aware mode): a
+    :class:`tersify.scoring.Ranker`, or where to find one (``None``: the default ranker,
+    over Triton when ``scorer`` is a Triton URL); it is opened when first needed.
 
     >>> compressor = Compressor()  # doctest: +SKIP
     >>> compressor.compress(["A long document ..."], question="Why?", rate=0.5)  # doctest: +SKIP
@@ -119,7 +126,17 @@ class Compressor:
         limits: Limits | None = None,
         cache: bool | ScoreCache = True,
         variant: str | None = None,
+        ranker: Ranker | str | os.PathLike[str] | None = None,
     ) -> None:
+        if ranker is None and isinstance(scorer, str) and "://" in scorer:
+            ranker = scorer  # a remote scorer: rank on the same Triton
+        if ranker is not None and not isinstance(ranker, (str, os.PathLike, Ranker)):
+            raise BadRequestError(
+                f"ranker={ranker!r} is not a Ranker: pass None, a model name, a folder, a "
+                "Triton URL, or an object with embed()"
+            )
+        self._ranker_spec = ranker
+        self._ranker: Ranker | None = ranker if isinstance(ranker, Ranker) else None
         if scorer is None or isinstance(scorer, (str, os.PathLike)):
             scorer = self.open(scorer, variant=variant)
         elif variant is not None:
@@ -162,6 +179,15 @@ class Compressor:
 
         return open_scorer(spec, **options)
 
+    def ranker(self) -> Ranker:
+        """The ranker of question-aware compression, opened on first use."""
+        if self._ranker is None:
+            from tersify.client.ranker import open_ranker  # the transport loads only when asked
+
+            spec = self._ranker_spec
+            self._ranker = open_ranker(None if isinstance(spec, Ranker) else spec)
+        return self._ranker
+
     @property
     def scorer(self) -> Scorer:
         """The scorer that gives this compressor its log-probs (behind the cache, if any).
@@ -199,24 +225,36 @@ class Compressor:
         token_filter: TokenFilter | None = None,
         deadline: Deadline | None = None,
         explain: bool = False,
+        mode: str = DEFAULT_MODE,
     ) -> CompressionResult:
         """Compress ``context`` so the whole prompt fits the budget; keep the rest verbatim.
 
         The budget covers the whole prompt, instruction and question included (both are
         kept as they are). With no budget given, half is kept (``rate=0.5``).
-        ``context_filter`` first keeps and reorders the contexts that matter most (with
-        several contexts); ``sentence_filter`` then keeps the most informative sentences;
-        ``token_filter`` changes how units are scored and which are always kept.
-        ``deadline`` stops the work when it passes or is cancelled; ``explain`` adds what
-        was kept and why (:class:`tersify.explain.Explanation`).
+        ``mode`` is a preset (:mod:`tersify.options`): ``"auto"`` is question-aware for a
+        question over two or more contexts and token-level otherwise. Filters given here
+        replace the preset's: ``context_filter`` first keeps and reorders the contexts that
+        matter most (with several contexts); ``sentence_filter`` then keeps the most
+        informative sentences; ``token_filter`` changes how units are scored and which are
+        always kept. ``deadline`` stops the work when it passes or is cancelled; ``explain``
+        adds what was kept and why (:class:`tersify.explain.Explanation`).
         """
         contexts = texts("context", context)
         question, instruction = text("question", question), text("instruction", instruction)
+        ran = chosen_mode(
+            {"mode": choice("mode", mode, MODES)}, question=question, contexts=len(contexts)
+        )
+        if context_filter is None and sentence_filter is None and token_filter is None:
+            preset: Filters = filters(resolve({}, mode=ran))
+            context_filter, sentence_filter = preset.context, preset.sentence
+            token_filter = preset.token
+        elif mode == "auto":
+            ran = "custom"  # the caller's own filters, not a preset
 
         def render(parts: list[str]) -> str:
             return join_prompt(instruction, parts, question)
 
-        job = _Job(texts=contexts, question=question, render=render)
+        job = _Job(texts=contexts, question=question, render=render, mode=ran)
         return self._run(
             job,
             Budget(rate=rate, ratio=ratio, target_token=target_token),
@@ -336,7 +374,7 @@ class Compressor:
         if target >= origin_tokens or not any(job.texts):
             return self._result(
                 original, origin_tokens, origin_tokens, target, started,
-                explanation=_unchanged(job.texts) if explain else None,
+                explanation=_unchanged(job.texts) if explain else None, mode=job.mode,
             )
         verbatim = job.render([t if i in job.frozen else "" for i, t in enumerate(job.texts)])
         floor = self.count(verbatim)
@@ -362,14 +400,16 @@ class Compressor:
             job.question,
             token_filter or TokenFilter(),
             fraction,
+            ranker=self.ranker,
         )
         self._limits.check_scorer_tokens(selection.n_scorer_tokens)
-        order, ranked, weights = everything, None, None
+        order, ranked, weights, priority, scored = everything, None, None, None, None
         if job.rates is not None:
             weights = np.array([(r or fraction) / fraction for r in job.rates], dtype=np.float32)
         if context_filter is not None:
             ranking = selection.rank_contexts(context_filter, target - floor)
             order, ranked, weights = ranking.order, ranking.ranked, ranking.weights
+            priority, scored = ranking.priority, ranking.scored
         units = [selection.units(i) for i in order]
         assembler = Assembler([job.texts[i] for i in order], units)
 
@@ -377,7 +417,14 @@ class Compressor:
             return job.render(assembler.kept_parts(keep))
 
         fitted = selection.fit(
-            order, build, target, weights, frozen=job.frozen, sentences=sentence_filter
+            order,
+            build,
+            target,
+            weights,
+            frozen=job.frozen,
+            sentences=sentence_filter,
+            priority=priority,
+            scored=scored,
         )
         frozen_units = sum(len(u) for i, u in zip(order, units, strict=True) if i in job.frozen)
         if int(fitted.keep.sum()) <= frozen_units and frozen_units < assembler.n_units:
@@ -390,7 +437,7 @@ class Compressor:
             explanation = _explain(job, selection, order, units, fitted.scores, fitted.keep, ranked)
         return self._result(
             fitted.prompt, origin_tokens, fitted.tokens, target, started,
-            meter=meter, context_order=tuple(order), explanation=explanation,
+            meter=meter, context_order=tuple(order), explanation=explanation, mode=job.mode,
         )
 
     def _result(
@@ -404,6 +451,7 @@ class Compressor:
         meter: Metered | None = None,
         context_order: tuple[int, ...] = (),
         explanation: Explanation | None = None,
+        mode: str = "token",
     ) -> CompressionResult:
         return CompressionResult(
             compressed_prompt=prompt,
@@ -416,6 +464,7 @@ class Compressor:
             total_seconds=time.perf_counter() - started,
             context_order=context_order,
             explanation=explanation,
+            mode=mode,
         )
 
 

@@ -5,24 +5,32 @@ request of ``tersify compress`` and ``POST /compress``) maps them here, so an op
 the same and is checked the same wherever it arrives. Each :class:`Option` carries its
 default and its JSON schema: the HTTP schema is generated from this table.
 
-Two presets for people who don't want twelve knobs (explicit options override them):
+Presets for people who don't want twelve knobs (explicit options override them):
 
-- ``"token"``: LLMLingua's token-level pruning of everything given (the default);
-- ``"question-aware"``: LongLLMLingua's recommended settings: contexts ranked by how well
-  they predict the question, best first (``sort``), better-ranked contexts keep more
-  (dynamic ratio 0.3), tokens scored given the question and by how much the question
-  changes them (conditioned and contrastive).
+- ``"auto"`` (the default of the JSON request, the CLI and ``Compressor``): ``question-aware``
+  when the request has a question and two or more contexts, ``token`` otherwise;
+- ``"token"``: LLMLingua's token-level pruning of everything given;
+- ``"question-aware"``: documents and their sentences ranked against the question by the
+  ranker (``sentbert``: a sentence-embedding model, with BM25 beside it), the most relevant
+  sentences kept whole, best documents first (``sort``); only the documents that keep
+  something reach the scorer, which trims the last sentence to the exact budget;
+- ``"longllmlingua"``: LongLLMLingua's own recommended settings (contexts ranked by how
+  well they predict the question, dynamic ratio 0.3, conditioned and contrastive tokens).
 
->>> settings = resolve({"mode": "question-aware", "reorder_context": "two_stage"})
+``PromptCompressor.compress_prompt`` keeps LLMLingua's own defaults (no preset).
+
+>>> settings = resolve({"mode": "longllmlingua", "reorder_context": "two_stage"})
 >>> settings["rank_method"], settings["reorder_context"], settings["condition_compare"]
 ('longllmlingua', 'two_stage', True)
+>>> chosen_mode({}, question="Why?", contexts=2), chosen_mode({}, question="", contexts=2)
+('question-aware', 'token')
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from tersify.coarse import RANK_METHODS, REORDERS, ContextFilter, Reorder
 from tersify.errors import BadRequestError, UnsupportedOptionError
@@ -55,8 +63,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("use_context_level_filter", True, _BOOL,
            "rank the contexts and keep the best before token-level pruning (several contexts)"),
     Option("rank_method", "llmlingua", {"enum": list(RANK_METHODS)},
-           "how contexts are ranked: perplexity (llmlingua), by the question "
-           "(longllmlingua), or BM25"),
+           "how contexts are ranked: by the question with a sentence-embedding ranker and "
+           "BM25 (sentbert), by the question's log-likelihood (longllmlingua), perplexity "
+           "(llmlingua), or BM25"),
     Option("context_budget", "+100",
            {"type": "string", "pattern": r"^\s*[+\-*]\s*[0-9]{1,9}(\.[0-9]{1,6})?\s*$"},
            "tokens the kept contexts may total, relative to the budget: '+100', '-50', '*1.5'"),
@@ -84,6 +93,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("keep_newlines", False, _BOOL, "units holding a line break are always kept"),
     Option("iterative", False, _BOOL,
            "score each window given what earlier windows kept (LLMLingua's iterative mode)"),
+    Option("keep_relevant_sentences", False, _BOOL,
+           "with rank_method='sentbert': keep whole sentences, the most relevant to the "
+           "question first; the scorer trims only the last one to the budget"),
 )
 BY_NAME: Mapping[str, Option] = {o.name: o for o in OPTIONS}
 
@@ -110,10 +122,18 @@ NOT_YET: Mapping[str, Any] = {
     "strict_preserve_uncompressed": True,
 }
 
-MODES = ("token", "question-aware")
+Mode = Literal["auto", "token", "question-aware", "longllmlingua"]
+MODES: tuple[Mode, ...] = ("auto", "token", "question-aware", "longllmlingua")
+DEFAULT_MODE: Mode = "auto"
 PRESETS: Mapping[str, Mapping[str, Any]] = {
     "token": {"use_context_level_filter": False},
     "question-aware": {
+        "use_context_level_filter": True,
+        "rank_method": "sentbert",
+        "reorder_context": "sort",
+        "keep_relevant_sentences": True,
+    },
+    "longllmlingua": {
         "use_context_level_filter": True,
         "rank_method": "longllmlingua",
         "condition_in_question": "after_condition",
@@ -133,16 +153,30 @@ class Filters:
     token: TokenFilter
 
 
+def chosen_mode(given: Mapping[str, Any], *, question: str, contexts: int) -> str:
+    """The preset a request runs: its ``mode``, with ``auto`` decided by what it holds.
+
+    ``auto`` is ``question-aware`` for a question over two or more contexts (a RAG request),
+    ``token`` otherwise (one document: nothing to rank).
+    """
+    mode = choice("mode", given.get("mode", DEFAULT_MODE), MODES)
+    if mode != "auto":
+        return mode
+    return "question-aware" if question and contexts >= 2 else "token"
+
+
 def resolve(given: Mapping[str, Any], *, mode: str | None = None) -> dict[str, Any]:
     """Defaults, then the preset (``mode`` or ``given["mode"]``), then explicit options.
 
+    ``auto`` resolves as ``token`` here; :func:`chosen_mode` decides it per request.
     Unknown names are a :class:`BadRequestError`; LLMLingua options tersify does not do
     are an :class:`UnsupportedOptionError` unless left at LLMLingua's default.
     """
     settings = {o.name: o.default for o in OPTIONS}
     chosen = given.get("mode", mode)
     if chosen is not None:
-        settings.update(PRESETS[choice("mode", chosen, MODES)])
+        chosen = choice("mode", chosen, MODES)
+        settings.update(PRESETS["token" if chosen == "auto" else chosen])
     for name, value in given.items():
         if name == "mode":
             continue
@@ -181,9 +215,14 @@ def filters(settings: Mapping[str, Any]) -> Filters:
                 "dynamic_context_compression_ratio", settings["dynamic_context_compression_ratio"]
             ),
             question_placement="before" if base == "before" else "after",
+            keep_sentences=_flag(settings, "keep_relevant_sentences"),
         )
     elif forced_ids:
         raise BadRequestError("force_context_ids needs use_context_level_filter=True")
+    elif _flag(settings, "keep_relevant_sentences"):
+        raise BadRequestError(
+            "keep_relevant_sentences needs use_context_level_filter=True and rank_method='sentbert'"
+        )
     token = TokenFilter(
         condition_on_question=condition.endswith("_condition"),
         contrastive=_flag(settings, "condition_compare"),

@@ -9,12 +9,15 @@ One request compresses exactly one of three things:
 - ``json``: a JSON value whose string values are compressed (``keep_keys`` kept).
 
 The budget is one of ``rate`` (fraction kept), ``ratio`` (fraction removed, LLMLingua 0.1)
-or ``target_token`` (the whole prompt's size); ``mode`` picks a preset (``token``, the
-default, or ``question-aware``) and LLMLingua's option names (:mod:`tersify.options`) fine
-tune it. ``explain: true`` adds what was kept and why. The answer::
+or ``target_token`` (the whole prompt's size); ``mode`` picks a preset (``auto``, the
+default: ``question-aware`` for a question over two or more contexts, ``token`` otherwise;
+or ``token``, ``question-aware``, ``longllmlingua``) and LLMLingua's option names
+(:mod:`tersify.options`) fine tune it. ``explain: true`` adds what was kept and why. The
+answer (its ``mode`` says which preset ran)::
 
     {"data": {"compressed_prompt": ..., "origin_tokens": 3701, "compressed_tokens": 2961,
-              "ratio": "1.2x", "rate": "80.0%", "saving": ", Saving $0.0 in GPT-4."}}
+              "ratio": "1.2x", "rate": "80.0%", "mode": "token",
+              "saving": ", Saving $0.0 in GPT-4."}}
 
 :func:`request_schema` is the request's JSON schema, made from the same definitions the
 parser checks against (the HTTP service publishes it in its OpenAPI document).
@@ -32,7 +35,15 @@ from tersify.budget import Budget
 from tersify.compressor import DEFAULT_PRICE_PER_1K, CompressionResult, Compressor
 from tersify.errors import BadRequestError
 from tersify.limits import Deadline
-from tersify.options import BY_NAME, MODES, OPTIONS, filters, resolve
+from tersify.options import (
+    BY_NAME,
+    DEFAULT_MODE,
+    MODES,
+    OPTIONS,
+    chosen_mode,
+    filters,
+    resolve,
+)
 from tersify.validate import text, texts
 
 Kind = Literal["context", "segments", "json"]
@@ -80,8 +91,10 @@ FIELDS: Mapping[str, Mapping[str, Any]] = {
     },
     "mode": {
         "enum": list(MODES),
-        "default": "token",
-        "description": "preset: token-level pruning, or LongLLMLingua's question-aware settings",
+        "default": DEFAULT_MODE,
+        "description": "preset: auto (question-aware for a question over two or more "
+        "contexts, else token), token-level pruning, question-aware (ranked sentences), or "
+        "LongLLMLingua's recommended settings (longllmlingua)",
     },
     "explain": {
         "type": "boolean",
@@ -96,7 +109,7 @@ def request_schema() -> dict[str, Any]:
 
     >>> schema = request_schema()
     >>> schema["properties"]["rate"]["maximum"], schema["properties"]["mode"]["default"]
-    (1, 'token')
+    (1, 'auto')
     """
     properties: dict[str, Any] = {name: dict(spec) for name, spec in FIELDS.items()}
     for option in OPTIONS:
@@ -183,7 +196,10 @@ def compress(
     request: CompressRequest, compressor: Compressor, *, deadline: Deadline | None = None
 ) -> CompressionResult:
     """Run ``request`` through ``compressor`` (stopping at ``deadline``)."""
-    chosen = filters(resolve(request.options))
+    ran = "token"
+    if request.kind == "context":
+        ran = chosen_mode(request.options, question=request.question, contexts=len(request.context))
+    chosen = filters(resolve({**request.options, "mode": ran}))
     budget = {
         "rate": request.budget.rate,
         "ratio": request.budget.ratio,
@@ -209,6 +225,7 @@ def compress(
         context_filter=chosen.context,
         sentence_filter=chosen.sentence,
         token_filter=chosen.token,
+        mode=ran,
         **common,
     )
 
@@ -225,6 +242,7 @@ def answer(result: CompressionResult, price_per_1k: float = DEFAULT_PRICE_PER_1K
         "compressed_tokens": result.compressed_tokens,
         "ratio": f"{result.ratio:.1f}x",
         "rate": f"{result.rate * 100:.1f}%",
+        "mode": result.mode,
         "saving": f", Saving ${result.saving_usd(price_per_1k):.1f} in GPT-4.",
     }
     if result.explanation is not None:

@@ -63,6 +63,20 @@ class Scorer(Protocol):
         ...
 
 
+@runtime_checkable
+class Ranker(Protocol):
+    """Texts in, one L2-normalised embedding per text out (``[len(texts), dim]``)."""
+
+    @property
+    def name(self) -> str:
+        """A short name for the model behind the ranker."""
+        ...
+
+    def embed(self, texts: Sequence[str]) -> FloatArray:
+        """The texts' embeddings, each of unit length."""
+        ...
+
+
 class ScorerWrapper:
     """A scorer in front of another (a cache, a meter): everything but ``logprobs`` is its.
 

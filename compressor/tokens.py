@@ -79,15 +79,26 @@ def selection_order(
     scores: Sequence[FloatArray],
     forced: Sequence[npt.NDArray[np.bool_]],
     weights: FloatArray | None,
+    priority: Sequence[npt.NDArray[np.float64]] | None = None,
 ) -> npt.NDArray[np.int64]:
     """Global order in which units are kept: forced units first, then by score.
 
     With per-context ``weights`` (dynamic ratio), units are ordered by their rank within
     their own context divided by its weight, so that a context of weight 2 keeps about
-    twice the fraction of units of one of weight 1.
+    twice the fraction of units of one of weight 1. With ``priority`` (a rank per unit,
+    lower first: its sentence's place in keeping order), units go by that rank, and by
+    score within it.
+
+    >>> selection_order([np.array([1.0, 3.0, 2.0], np.float32)], [np.zeros(3, bool)], None,
+    ...                 [np.array([1.0, 0.0, 1.0])]).tolist()
+    [1, 2, 0]
     """
     flat_scores = np.concatenate(scores) if scores else np.zeros(0, dtype=np.float32)
     flat_forced = np.concatenate(forced) if forced else np.zeros(0, dtype=np.bool_)
+    if priority is not None:
+        rank = np.concatenate(priority) if priority else np.zeros(0)
+        rank = np.where(flat_forced, -np.inf, rank)
+        return np.lexsort((-flat_scores.astype(np.float64), rank)).astype(np.int64)
     if weights is None and flat_scores.dtype == np.float32:
         return _stable_order(np.where(flat_forced, np.float32(-np.inf), -flat_scores))
     if weights is None:

@@ -68,7 +68,7 @@ def test_compress_reads_stdin_and_a_string_context(tiny_scorer_dir: Path) -> Non
         (b'{"context": ["x"], "target_token": ' + b"9" * 5000 + b"}", "too large"),
         (b'{"context": ["x"], "json": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nests"),
         (b'{"context": ["x"], "mode": "fast"}', "mode='fast'"),
-        (b'{"context": ["x"], "rank_method": "sentbert"}', "rank_method='sentbert'"),
+        (b'{"context": ["x"], "rank_method": "cohere"}', "rank_method='cohere'"),
         (b'{"context": ["x"], "keep_split": true}', "keep_split"),
         (b'{"context": ["x"], "reorder_context": "random"}', "reorder_context='random'"),
         (b'{"segments": "a", "rank_method": "bm25"}', "applies to 'context' requests"),

@@ -338,7 +338,7 @@ def test_dynamic_weights_by_rank_with_a_floor() -> None:
         ({"force_context_ids": (True,)}, r"force_context_ids\[0\]=True must be a non-negative"),
         ({"force_context_ids": (0, -2)}, r"force_context_ids\[1\]=-2"),
         ({"dynamic_ratio": -0.1}, r"dynamic_ratio=-0.1 must be in \[0, 1\]"),
-        ({"rank_method": "random"}, "rank_method='random' must be one of longllmlingua, llmlingua"),
+        ({"rank_method": "random"}, "rank_method='random' must be one of sentbert, longllmlingua"),
         ({"reorder": "shuffle"}, "reorder='shuffle' must be one of original, sort, two_stage"),
         ({"context_budget": "100"}, "context_budget='100' must look like '\\+100', '-50' or"),
     ],

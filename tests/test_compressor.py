@@ -23,6 +23,7 @@ def test_seed_shape_with_fake_scorer(fake_compressor: Compressor, seed_request: 
             "compressed_tokens": result.compressed_tokens,
             "ratio": f"{result.ratio:.1f}x",
             "rate": f"{result.rate * 100:.1f}%",
+            "mode": result.mode,
             "saving": f", Saving ${result.saving_usd():.1f} in GPT-4.",
         }
     )

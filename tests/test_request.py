@@ -35,7 +35,7 @@ def _request(**extra: object) -> dict:
 def test_question_aware_is_the_same_through_cli_http_and_python(
     tiny_scorer_dir: Path, tiny_compressor: Compressor, tmp_path: Path
 ) -> None:
-    payload = _request(mode="question-aware", reorder_context="two_stage")
+    payload = _request(mode="longllmlingua", reorder_context="two_stage")
     # Python API, with the filters spelled out by hand: the preset's documented meaning.
     direct = tiny_compressor.compress(
         payload["context"],
@@ -45,6 +45,7 @@ def test_question_aware_is_the_same_through_cli_http_and_python(
             rank_method="longllmlingua", reorder="two_stage", dynamic_ratio=0.3
         ),
         token_filter=TokenFilter(condition_on_question=True, contrastive=True),
+        mode="longllmlingua",
     )
     expected = answer(direct)
     assert direct.context_order and direct.context_order != tuple(range(5))
@@ -67,8 +68,8 @@ def test_question_aware_is_the_same_through_cli_http_and_python(
 
 
 def test_preset_then_explicit_options() -> None:
-    settings = resolve({"mode": "question-aware", "dynamic_context_compression_ratio": 0.1})
-    for name, value in PRESETS["question-aware"].items():
+    settings = resolve({"mode": "longllmlingua", "dynamic_context_compression_ratio": 0.1})
+    for name, value in PRESETS["longllmlingua"].items():
         if name != "dynamic_context_compression_ratio":
             assert settings[name] == value
     assert settings["dynamic_context_compression_ratio"] == 0.1
@@ -89,8 +90,9 @@ def test_the_plain_request_answers_as_before(
     )
     assert answer(via_request) == answer(direct)
     assert set(answer(via_request)["data"]) == {
-        "compressed_prompt", "origin_tokens", "compressed_tokens", "ratio", "rate", "saving"
+        "compressed_prompt", "origin_tokens", "compressed_tokens", "ratio", "rate", "mode", "saving"
     }
+    assert answer(via_request)["data"]["mode"] == "token"  # one context: nothing to rank
 
 
 def test_segments_and_json_over_the_wire(fake_compressor: Compressor) -> None:
@@ -115,7 +117,7 @@ def test_segments_and_json_over_the_wire(fake_compressor: Compressor) -> None:
 @pytest.mark.parametrize(
     ("extra", "field"),
     [
-        ({"rank_method": "sentbert"}, "rank_method"),
+        ({"rank_method": "cohere"}, "rank_method"),
         ({"reorder_context": "shuffle"}, "reorder_context"),
         ({"dynamic_context_compression_ratio": 2}, "dynamic_context_compression_ratio"),
         ({"keep_first_sentence": -1}, "keep_first_sentence"),

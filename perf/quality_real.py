@@ -1,0 +1,370 @@
+"""Does the answer survive? Real multi-document QA, tersify's modes beside LLMLingua 0.2.2.
+
+    .venv/bin/python perf/quality_real.py [--limit N] [--rates 0.25,0.1]
+        [--scorers gemma-3-270m,smollm2-135m] [--systems default,question-aware,...]
+        [--skip-llmlingua] [--llmlingua-limit N] [--llm URL --model NAME]
+
+The requests are perf/data/squad2_multidoc.json (90 real SQuAD 2.0 questions, 20 Wikipedia
+paragraphs each, the gold one first, 10th or last; see perf/data/README.md). A system
+*recalls* a request when a gold answer, normalised as SQuAD's evaluation normalises, is
+still in the compressed prompt. For each scorer and rate, every tersify system runs on the
+same requests; LLMLingua and LongLLMLingua 0.2.2 (its recommended options) run on SmolLM2-135M,
+the weights tersify's ``smollm2-135m`` scorer is exported from, in their own virtual
+environment (perf/.venv-llmlingua, see bench_seed.py). The table gives recall overall and
+by gold position, the median seconds per request and the achieved rate; the ranker's own
+table says where the gold document ranked. With ``--llm URL --model NAME`` every prompt,
+the full one included, is also sent to that OpenAI-compatible LLM (as `tersify ask` does)
+and an answer is right when it holds a gold answer (normalised).
+
+Writes perf/results/quality_real.json and perf/results/quality_real.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench_seed import OUT, _llmlingua_python, hf_folder, llmlingua_env
+from quality_real_data import RealRequest, load, normalize_answer
+
+from tersify import Compressor
+from tersify.coarse import bm25_scores
+from tersify.ranking import relevance
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+RATES = (0.25, 0.1)
+POSITIONS = ("first", "middle", "last")
+INSTRUCTION = "Answer the question from the documents below. Answer with a few words only."
+# tersify systems: the JSON request's mode each one sends.
+SYSTEMS = {
+    "default": "auto",
+    "question-aware": "question-aware",
+    "longllmlingua preset": "longllmlingua",
+    "token": "token",
+}
+LLMLINGUA_SYSTEMS = ("LLMLingua 0.2.2", "LongLLMLingua 0.2.2")
+LLMLINGUA_SAVED = OUT / "quality_real_llmlingua.jsonl"
+Row = dict[str, Any]
+
+
+def run_tersify(
+    scorer: str, systems: Sequence[str], requests: Sequence[RealRequest], rates: Sequence[float]
+) -> list[Row]:
+    """Every (system, request, rate) through one compressor; its score cache off."""
+    compressor = Compressor(scorer, cache=False)
+    warm = requests[0]  # loads both models
+    compressor.compress(list(warm.documents), question=warm.question, rate=0.5)
+    rows = []
+    for system in systems:
+        for request in requests:
+            for rate in rates:
+                started = time.perf_counter()
+                result = compressor.compress(
+                    list(request.documents),
+                    question=request.question,
+                    rate=rate,
+                    mode=SYSTEMS[system],
+                )
+                rows.append(
+                    _row(
+                        f"tersify {system}",
+                        scorer,
+                        request,
+                        rate,
+                        time.perf_counter() - started,
+                        result.compressed_prompt,
+                        result.origin_tokens,
+                        result.compressed_tokens,
+                        gold_rank=_gold_rank(result.context_order, request.gold),
+                        mode=result.mode,
+                    )
+                )
+    return rows
+
+
+def run_llmlingua(requests: Sequence[RealRequest], rates: Sequence[float]) -> list[Row]:
+    """LLMLingua and LongLLMLingua 0.2.2 on SmolLM2-135M, in their own venv.
+
+    Their answers are kept in perf/out/quality_real_llmlingua.jsonl (by request, rate and
+    system): LongLLMLingua takes about a minute a request on 2 cores, so a rerun computes
+    only what is missing. Delete the file to measure again.
+    """
+    OUT.mkdir(parents=True, exist_ok=True)
+    saved = _saved_llmlingua()
+    missing = [r for r in requests if any((r.id, rate) not in saved for rate in rates)]
+    if missing:
+        _llmlingua_subprocess(missing, rates)
+        saved = _saved_llmlingua()
+    by_id = {r.id: r for r in requests}
+    rows = []
+    for (request_id, rate), outs in saved.items():
+        if request_id not in by_id or rate not in rates:
+            continue
+        for out in outs:
+            rows.append(
+                _row(
+                    out["system"], "smollm2-135m", by_id[request_id], rate, out["seconds"],
+                    out["prompt"], out["origin_tokens"], out["compressed_tokens"],
+                )
+            )
+    return rows
+
+
+def _saved_llmlingua() -> dict[tuple[str, float], list[Row]]:
+    saved: dict[tuple[str, float], list[Row]] = defaultdict(list)
+    if LLMLINGUA_SAVED.is_file():
+        for line in LLMLINGUA_SAVED.read_text(encoding="utf-8").splitlines():
+            out = json.loads(line)
+            saved[(out["task"], out["rate"])].append(out)
+    return {key: outs for key, outs in saved.items() if len(outs) == len(LLMLINGUA_SYSTEMS)}
+
+
+def _llmlingua_subprocess(requests: Sequence[RealRequest], rates: Sequence[float]) -> None:
+    tasks = OUT / "quality_real_tasks.json"
+    tasks.write_text(
+        json.dumps(
+            [
+                {"name": r.id, "documents": list(r.documents), "question": r.question}
+                for r in requests
+            ]
+        ),
+        encoding="utf-8",
+    )
+    with LLMLINGUA_SAVED.open("a", encoding="utf-8") as sink:
+        done = subprocess.run(
+            [
+                str(_llmlingua_python("smollm2-135m")),
+                str(HERE / "llmlingua_quality_runner.py"),
+                str(hf_folder("smollm2-135m")),
+                str(tasks),
+                ",".join(str(r) for r in rates),
+            ],
+            stdout=sink,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=llmlingua_env(),
+            check=False,
+        )
+    if done.returncode:
+        raise SystemExit(f"LLMLingua failed:\n{done.stderr[-3000:]}")
+
+
+def ranker_table(requests: Sequence[RealRequest]) -> list[Row]:
+    """Where the gold document ranks: the sentbert ranker (with BM25) and BM25 alone."""
+    compressor = Compressor(cache=False)
+    ranker = compressor.ranker()
+    rankings: dict[str, Callable[[RealRequest], Sequence[float]]] = {
+        "sentbert (MiniLM-L6 + BM25)": lambda r: relevance(
+            ranker, r.question, list(r.documents)
+        ).documents.tolist(),
+        "bm25": lambda r: bm25_scores(list(r.documents), r.question).tolist(),
+    }
+    rows = []
+    for name, score in rankings.items():
+        ranks, seconds = [], []
+        for request in requests:
+            started = time.perf_counter()
+            scores = score(request)
+            seconds.append(time.perf_counter() - started)
+            order = sorted(range(len(scores)), key=lambda i: -scores[i])
+            ranks.append(order.index(request.gold))
+        rows.append(
+            {
+                "ranker": name,
+                "top1": sum(r < 1 for r in ranks) / len(ranks),
+                "top2": sum(r < 2 for r in ranks) / len(ranks),
+                "top5": sum(r < 5 for r in ranks) / len(ranks),
+                "median_s": statistics.median(seconds),
+                "requests": len(ranks),
+            }
+        )
+    return rows
+
+
+def ask_llm(rows: list[Row], requests: Sequence[RealRequest], url: str, model: str) -> list[Row]:
+    """Each compressed prompt and each full prompt through the LLM; is a gold answer said?"""
+    from tersify.integrations.llm import LLMEndpoint, chat
+
+    endpoint = LLMEndpoint(url, model=model)
+    by_id = {r.id: r for r in requests}
+
+    def right(prompt: str, request: RealRequest) -> bool:
+        content = f"{INSTRUCTION}\n\n{prompt}"
+        reply = chat(endpoint, [{"role": "user", "content": content}], max_tokens=32)
+        said = normalize_answer(reply.content)
+        return any(normalize_answer(a) and normalize_answer(a) in said for a in request.answers)
+
+    for row in rows:
+        row["llm_right"] = right(row["prompt"], by_id[row["request"]])
+    full = [
+        _row("full prompt", "-", r, 1.0, 0.0, _full_prompt(r), 0, 0) for r in requests
+    ]
+    for row in full:
+        row["llm_right"] = right(row["prompt"], by_id[row["request"]])
+    return full
+
+
+def _full_prompt(request: RealRequest) -> str:
+    return "\n\n".join([*request.documents, request.question])
+
+
+def _row(
+    system: str, scorer: str, request: RealRequest, rate: float, seconds: float, prompt: str,
+    origin: int, compressed: int, **extra: Any,
+) -> Row:
+    return {
+        "system": system, "scorer": scorer, "request": request.id, "position": request.position,
+        "rate": rate, "seconds": seconds, "recalled": request.recalled(prompt),
+        "origin_tokens": origin, "compressed_tokens": compressed, "prompt": prompt,
+        "fffd": "\ufffd" in prompt, **extra,
+    }
+
+
+def _gold_rank(order: Sequence[int], gold: int) -> int | None:
+    return list(order).index(gold) if gold in order else None
+
+
+def summarize(rows: Sequence[Row]) -> list[Row]:
+    """One line per (system, scorer, rate): recall overall and by position, median time."""
+    groups: dict[tuple[str, str, float], list[Row]] = defaultdict(list)
+    for row in rows:
+        groups[(row["system"], row["scorer"], row["rate"])].append(row)
+    table = []
+    for (system, scorer, rate), group in groups.items():
+        line: Row = {
+            "system": system, "scorer": scorer, "rate": rate, "requests": len(group),
+            "recall": _share(group, "recalled"),
+            "median_s": statistics.median(r["seconds"] for r in group),
+            "achieved_rate": statistics.median(
+                r["compressed_tokens"] / r["origin_tokens"] for r in group if r["origin_tokens"]
+            ) if any(r["origin_tokens"] for r in group) else None,
+            "over_budget": sum(
+                r["compressed_tokens"] > int(r["origin_tokens"] * rate + 0.5) for r in group
+            ),
+        }
+        for position in POSITIONS:
+            line[position] = _share([r for r in group if r["position"] == position], "recalled")
+        if any("llm_right" in r for r in group):
+            line["llm_accuracy"] = _share(group, "llm_right")
+        table.append(line)
+    return table
+
+
+def _share(rows: Sequence[Row], key: str) -> float | None:
+    return sum(bool(r[key]) for r in rows) / len(rows) if rows else None
+
+
+def markdown(table: Sequence[Row], ranking: Sequence[Row], command: str, cpu: str) -> str:
+    """The results as the README's quality section shows them."""
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.0f} %"
+
+    asked = any("llm_accuracy" in t for t in table)
+
+    lines = [
+        f"Measured with `{command}` on {cpu}, "
+        f"{time.strftime('%Y-%m-%d')}. Answer recall: a gold answer (SQuAD-normalised) is "
+        "still in the compressed prompt.",
+        "",
+        "| system | scorer | rate | recall | first | middle | last | median s/request | "
+        "achieved rate | over budget |" + (" LLM accuracy |" if asked else ""),
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if asked else ""),
+    ]
+    for t in sorted(table, key=lambda t: (-t["rate"], t["scorer"], t["system"])):
+        achieved = "-" if t["achieved_rate"] is None else f"{t['achieved_rate']:.3f}"
+        line = (
+            f"| {t['system']} | {t['scorer']} | {t['rate']} | **{pct(t['recall'])}** | "
+            f"{pct(t['first'])} | {pct(t['middle'])} | {pct(t['last'])} | "
+            f"{t['median_s']:.2f} | {achieved} | {t['over_budget']} |"
+        )
+        if "llm_accuracy" in t:
+            line += f" {pct(t['llm_accuracy'])} |"
+        lines.append(line)
+    lines += [
+        "",
+        "| ranker | gold first | gold in top 2 | gold in top 5 | median s/request |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in ranking:
+        lines.append(
+            f"| {r['ranker']} | {pct(r['top1'])} | {pct(r['top2'])} | {pct(r['top5'])} | "
+            f"{r['median_s']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _cpu() -> str:
+    """The CPU's model, cores and SIMD, as every figure in perf/results/ names it."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    fields = dict(
+        (key.strip(), value.strip())
+        for key, _, value in (line.partition(":") for line in out.splitlines())
+    )
+    flags = fields.get("Flags", "").split()
+    simd = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    cores = fields.get("CPU(s)", "?")
+    return f"{fields.get('Model name', '?')} ({cores} cores, {'/'.join(simd) or 'no AVX2'})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=None, help="the first N requests only")
+    parser.add_argument("--rates", default=",".join(str(r) for r in RATES))
+    parser.add_argument("--scorers", default="gemma-3-270m,smollm2-135m")
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--skip-llmlingua", action="store_true")
+    parser.add_argument(
+        "--llmlingua-limit", type=int, default=None,
+        help="LLMLingua on the first N requests only (LongLLMLingua takes ~1 min a request)",
+    )
+    parser.add_argument("--llm", default=None, help="an OpenAI-compatible LLM's base URL")
+    parser.add_argument("--model", default=None, help="the model name the LLM serves")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if bool(args.llm) != bool(args.model):
+        parser.error("--llm and --model go together")
+    requests = load(limit=args.limit)
+    rates = [float(r) for r in args.rates.split(",")]
+    systems = [s for s in args.systems.split(",") if s]
+    unknown = sorted(set(systems) - set(SYSTEMS))
+    if unknown:
+        parser.error(f"unknown systems {unknown}; known: {', '.join(SYSTEMS)}")
+    rows: list[Row] = []
+    for scorer in [s for s in args.scorers.split(",") if s]:
+        rows += run_tersify(scorer, systems, requests, rates)
+    if not args.skip_llmlingua:
+        rows += run_llmlingua(requests[: args.llmlingua_limit], rates)
+    if args.llm:
+        rows += ask_llm(rows, requests, args.llm, args.model)
+    table = summarize(rows)
+    ranking = ranker_table(requests)
+    command = "python perf/quality_real.py " + " ".join(
+        a for a in __import__("sys").argv[1:]
+    )
+    cpu = _cpu()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "quality_real.json").write_text(
+        json.dumps({"command": command, "cpu": cpu, "table": table, "ranker": ranking,
+                    "rows": [{k: v for k, v in r.items() if k != "prompt"} for r in rows]},
+                   indent=1) + "\n",
+        encoding="utf-8",
+    )
+    text = markdown(table, ranking, command.strip(), cpu)
+    (args.out / "quality_real.md").write_text(text, encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
