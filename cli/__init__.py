@@ -70,12 +70,21 @@ def _compress(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from tersify.export import export_scorer  # needs the [export] extra
+    from tersify.export.ranker import export_ranker, is_ranker
 
     def say(message: str) -> None:
         if not args.quiet:
             sys.stderr.write(message + "\n")
             sys.stderr.flush()
 
+    if is_ranker(args.model):
+        folder = export_ranker(args.model, args.out, skip_existing=args.skip_existing, progress=say)
+        sys.stdout.write(f"{folder}\n")
+        return 0
+    if not args.no_ranker:
+        # Question-aware compression (the default for a question over several documents)
+        # ranks with the default ranker: export it beside the scorer, once.
+        export_ranker(skip_existing=True, progress=say)
     folder = export_scorer(
         args.model,
         args.out,
@@ -161,11 +170,16 @@ def _parser() -> argparse.ArgumentParser:
     remote.add_option(compress)
     compress.set_defaults(run=_compress)
 
-    export = commands.add_parser("export", help="export a Hugging Face causal LM as an ONNX scorer")
+    export = commands.add_parser(
+        "export",
+        help="export a Hugging Face causal LM as an ONNX scorer (and the default ranker), or a "
+        "sentence-embedding model as an ONNX ranker",
+    )
     export.add_argument(
         "--model",
         required=True,
-        help="gemma-3-270m, smollm2-135m, a .gguf file, a local HF folder, or a hub id",
+        help="gemma-3-270m, smollm2-135m, a .gguf file, a local HF folder, or a hub id; or a "
+        "ranker: all-minilm-l6-v2 or a local sentence-transformers folder",
     )
     export.add_argument("--out", default=None, help="output folder (default: under TERSIFY_HOME)")
     export.add_argument("--int8", action="store_true", help="also write a dynamic int8 variant")
@@ -182,6 +196,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--skip-existing", action="store_true", help="do nothing when a complete scorer is there"
+    )
+    export.add_argument(
+        "--no-ranker",
+        action="store_true",
+        help="export the scorer only (by default the default ranker, all-minilm-l6-v2, is "
+        "exported beside it once: question-aware compression ranks with it)",
     )
     export.add_argument("--quiet", action="store_true", help="no progress on stderr")
     export.add_argument(

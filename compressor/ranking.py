@@ -30,6 +30,11 @@ from tersify.sentences import sentence_starts
 BM25_WEIGHT_DOCUMENT = 0.5  # beside a document's best sentence embedding
 BM25_WEIGHT_SENTENCE = 1.0  # beside a sentence's embedding
 DOCUMENT_WEIGHT = 1.0  # a sentence's priority also counts its document's score
+# A "sentence" longer than this many characters (a list, a table row, text without
+# punctuation) is cut at spaces into pieces about this long: each is ranked and kept on its
+# own, so that one huge run neither hides its answer from the ranker (which reads 256
+# tokens) nor is passed over whole because it cannot fit the budget.
+MAX_PIECE_CHARS = 400
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ def relevance(ranker: Ranker, question: str, documents: Sequence[str]) -> Releva
     >>> int(r.documents.argmax())
     1
     """
-    starts = [tuple(sentence_starts(text)) if text else (0,) for text in documents]
+    starts = [tuple(piece_starts(text)) for text in documents]
     pieces, owner = [], []
     for c, (text, bounds) in enumerate(zip(documents, starts, strict=True)):
         for a, b in zip(bounds, [*bounds[1:], len(text)], strict=True):
@@ -96,6 +101,25 @@ def relevance(ranker: Ranker, question: str, documents: Sequence[str]) -> Releva
     return Relevance(
         documents=document_score.astype(np.float32), sentences=tuple(starts), priority=priority
     )
+
+
+def piece_starts(text: str, limit: int = MAX_PIECE_CHARS) -> list[int]:
+    """Where the ranked pieces of ``text`` start: its sentences, long ones cut at spaces.
+
+    >>> text = "Short one. " + "word " * 20
+    >>> starts = piece_starts(text, 60)
+    >>> [len(text[a:b]) for a, b in zip(starts, [*starts[1:], len(text)])]
+    [11, 60, 40]
+    """
+    starts: list[int] = []
+    bounds = sentence_starts(text) if text else [0]
+    for a, b in zip(bounds, [*bounds[1:], len(text)], strict=True):
+        starts.append(a)
+        while b - starts[-1] > limit:
+            cut = text.rfind(" ", starts[-1] + limit // 2, starts[-1] + limit)
+            cut = starts[-1] + limit if cut < 0 else cut + 1
+            starts.append(cut)
+    return starts
 
 
 def choose_sentences(

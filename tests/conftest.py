@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tersify import Compressor  # noqa: E402
 
-from fakes import FakeScorer  # noqa: E402
+from fakes import FakeRanker, FakeScorer  # noqa: E402
 
 # `make mutate` runs the fast tests once per mutant: the same generated cases each run, so
 # that the clean run and every mutant's run see the same ones.
@@ -34,7 +34,7 @@ def fake_scorer() -> FakeScorer:
 
 @pytest.fixture()
 def fake_compressor(fake_scorer: FakeScorer) -> Compressor:
-    return Compressor(fake_scorer)
+    return Compressor(fake_scorer, ranker=FakeRanker())
 
 
 @pytest.fixture(scope="session")

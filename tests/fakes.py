@@ -121,3 +121,27 @@ class WindowSpy:
         rows = self._scorer.logprobs(windows)
         self.calls.append([(np.array(w), np.array(r)) for w, r in zip(windows, rows)])
         return rows
+
+
+class FakeRanker:
+    """Deterministic stand-in for an exported ranker: hashed bag-of-words embeddings.
+
+    Texts that share words are close, as with a real sentence-embedding model, so ranking
+    by the question behaves sensibly without a model.
+    """
+
+    name = "fake-ranker"
+    dimension = 64
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []  # texts per embed() call
+
+    def embed(self, texts: Sequence[str]) -> FloatArray:
+        self.calls.append(len(texts))
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"[a-z0-9]+", text.lower()):
+                out[row, zlib.crc32(word.encode()) % self.dimension] += 1.0
+            norm = float(np.linalg.norm(out[row]))
+            out[row] = out[row] / norm if norm else out[row]
+        return out
