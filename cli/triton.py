@@ -1,4 +1,4 @@
-"""``tersify triton start|stop|status|repo``: a local Triton serving the scorer."""
+"""``tersify triton start|stop|status|repo``: a local Triton serving the scorer and ranker."""
 
 from __future__ import annotations
 
@@ -6,8 +6,31 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tersify.settings import Settings
+
+if TYPE_CHECKING:
+    from tersify.bundle import Bundle
+
+_NO_RANKER = (
+    "tersify: note: no ranker exported ({folder}): tersify_ranker is left out, and "
+    "question-aware requests to tersify_compress are refused; export it with "
+    "`tersify export --model all-minilm-l6-v2`\n"
+)
+
+
+def _ranker(args: argparse.Namespace) -> Bundle | None:
+    """The ``--ranker`` export (default: the default ranker, if exported; else a note)."""
+    from tersify.client import Bundle
+    from tersify.client.ranker import resolve_ranker_folder
+
+    settings = Settings.from_env()
+    folder = resolve_ranker_folder(args.ranker, settings)
+    if args.ranker is None and not (folder / "manifest.json").is_file():
+        sys.stderr.write(_NO_RANKER.format(folder=folder))
+        return None
+    return Bundle.open(folder)
 
 
 def _run_dir(args: argparse.Namespace) -> Path:
@@ -22,6 +45,7 @@ def triton_start(args: argparse.Namespace) -> int:
     from tersify.client import triton_server as server
 
     bundle = Bundle.open(resolve_scorer_folder(args.scorer, Settings.from_env()))
+    ranker = _ranker(args)
     run_dir = _run_dir(args)
     run_dir.mkdir(parents=True, exist_ok=True)
     state = server.start(
@@ -30,6 +54,7 @@ def triton_start(args: argparse.Namespace) -> int:
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,
+        ranker=ranker,
     )
     sys.stdout.write(
         json.dumps(
@@ -39,6 +64,7 @@ def triton_start(args: argparse.Namespace) -> int:
                 "http": state.http_url,
                 "metrics": f"http://127.0.0.1:{state.metrics_port}/metrics",
                 "scorer": state.scorer,
+                "ranker": state.ranker or None,
             }
         )
         + "\n"
@@ -73,10 +99,14 @@ def triton_repo(args: argparse.Namespace) -> int:
     from tersify.client import Bundle, resolve_scorer_folder
     from tersify.client.triton_config import write_repository
 
-    bundle = None
+    bundle = ranker = None
     if args.scorer:
         bundle = Bundle.open(resolve_scorer_folder(args.scorer, Settings.from_env()))
-    written = write_repository(Path(args.out), tensorrt_fp16=not args.no_tensorrt, bundle=bundle)
+    if args.scorer or args.ranker:  # a repository to serve: the models' files placed
+        ranker = _ranker(args)
+    written = write_repository(
+        Path(args.out), tensorrt_fp16=not args.no_tensorrt, bundle=bundle, ranker=ranker
+    )
     for path in written:
         sys.stdout.write(f"{path}\n")
     return 0
@@ -98,6 +128,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action.set_defaults(run=run)
         if name == "start":
             action.add_argument("--scorer", default=None, help="exported scorer: name or folder")
+            action.add_argument(
+                "--ranker",
+                default=None,
+                help="exported ranker: name or folder (default: the default one, if exported)",
+            )
             for port in ("http", "grpc", "metrics"):
                 action.add_argument(
                     f"--{port}-port", type=int, default=None, help="default: a free port"
@@ -112,9 +147,16 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     repo.add_argument(
         "--no-tensorrt",
         action="store_true",
-        help="production form on the CUDA execution provider only, without TensorRT"
+        help="production form on the CUDA execution provider only, without TensorRT",
     )
     repo.add_argument(
-        "--scorer", default=None, help="also place this exported scorer's model files"
+        "--scorer",
+        default=None,
+        help="also place this exported scorer's model files (and the ranker's)",
+    )
+    repo.add_argument(
+        "--ranker",
+        default=None,
+        help="the exported ranker to place: name or folder (default: the default one)",
     )
     repo.set_defaults(run=triton_repo)

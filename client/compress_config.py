@@ -19,7 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tersify.client.triton_config import MODEL_NAME, Batching, Form
+from tersify.client.triton_config import (
+    MODEL_NAME,
+    RANKER_BATCHING,
+    RANKER_MODEL,
+    Batching,
+    Form,
+)
 from tersify.errors import BadRequestError
 from tersify.limits import Limits
 from tersify.validate import non_negative_int
@@ -41,7 +47,9 @@ class CompressConfig:
 
     ``scorer`` is the exported scorer whose tokenizer the compressor uses (a name or
     folder, as ``--scorer``; empty: the default scorer under ``TERSIFY_HOME``); it must
-    be the model that ``scorer_model`` serves. ``cache_bytes`` bounds the instance's score
+    be the model that ``scorer_model`` serves. ``ranker`` and ``ranker_model`` are the same
+    for question-aware mode's ranker (``ranker_model`` empty: the repository serves no
+    ranker, and question-aware requests are refused). ``cache_bytes`` bounds the instance's score
     cache (0: no cache); ``timeout_s`` is each request's deadline (0: none).
     """
 
@@ -50,6 +58,9 @@ class CompressConfig:
     scorer: str = ""
     scorer_model: str = MODEL_NAME
     batching: Batching = field(default_factory=Batching)
+    ranker: str = ""
+    ranker_model: str = RANKER_MODEL
+    ranker_batching: Batching = RANKER_BATCHING
     max_batch_size: int = 16
     max_queue_delay_us: int = 1000
     instance_count: int = 2
@@ -68,6 +79,10 @@ class CompressConfig:
             "scorer": self.scorer,
             "scorer_model": self.scorer_model,
             "padded_lengths": ",".join(map(str, self.batching.padded_lengths)),
+            "ranker": self.ranker,
+            "ranker_model": self.ranker_model,
+            "ranker_padded_lengths": ",".join(map(str, self.ranker_batching.padded_lengths)),
+            "ranker_max_batch_size": str(self.ranker_batching.max_batch_size),
             "encoding": self.encoding,
             "price_per_1k": f"{self.price_per_1k:g}",
             "max_body_bytes": str(self.limits.max_body_bytes),

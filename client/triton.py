@@ -75,12 +75,17 @@ _TIMEOUT = ("StatusCode.DEADLINE_EXCEEDED", "Deadline Exceeded")
 
 @dataclass(frozen=True)
 class TritonTarget:
-    """Where the scorer is served: ``grpc://host:port[/model][?scorer=NAME&timeout=S]``."""
+    """Where a model is served: ``grpc://host:port[/model][?scorer=NAME&ranker=NAME&timeout=S]``.
+
+    ``scorer`` (``ranker``) names the local export whose tokenizer matches the served
+    scorer (ranker); the same URL serves both (``tersify.client.triton_ranker``).
+    """
 
     address: str
     model: str = MODEL_NAME
     scorer: str | None = None
     timeout_s: float | None = None
+    ranker: str | None = None
 
     @classmethod
     def parse(cls, url: str) -> TritonTarget:
@@ -88,7 +93,7 @@ class TritonTarget:
 
         >>> TritonTarget.parse("grpc://127.0.0.1:8001/tersify_scorer?scorer=smollm2-135m")
         TritonTarget(address='127.0.0.1:8001', model='tersify_scorer', scorer='smollm2-135m', \
-timeout_s=None)
+timeout_s=None, ranker=None)
         """
         parsed = urlparse(url)
         try:
@@ -100,10 +105,10 @@ timeout_s=None)
                 f"scorer={url!r}: a Triton scorer URL is grpc://HOST:PORT, PORT in 1-65535"
             )
         query = parse_qs(parsed.query)
-        unknown = sorted(set(query) - {"scorer", "timeout"})
+        unknown = sorted(set(query) - {"scorer", "ranker", "timeout"})
         if unknown:
             raise BadRequestError(
-                f"scorer={url!r}: unknown option {unknown[0]!r} (scorer, timeout)"
+                f"scorer={url!r}: unknown option {unknown[0]!r} (scorer, ranker, timeout)"
             )
         timeout = query.get("timeout", [None])[0]
         try:
@@ -117,6 +122,7 @@ timeout_s=None)
             model=parsed.path.strip("/") or MODEL_NAME,
             scorer=query.get("scorer", [None])[0],
             timeout_s=timeout_s,
+            ranker=query.get("ranker", [None])[0],
         )
 
 
@@ -148,6 +154,72 @@ def _unavailable(exc: InferenceServerException) -> bool:
     return str(exc.status() or "") in _UNAVAILABLE or any(m in message for m in _RESTARTING)
 
 
+def connect(target: TritonTarget) -> Any:
+    """A sync gRPC client for ``target`` that finds a restarted server again within a second."""
+    return grpcclient.InferenceServerClient(url=target.address, channel_args=_CHANNEL_ARGS)
+
+
+class TritonCalls:
+    """Deadlines, retries and error conversion of one served model's calls.
+
+    Shared by the scorer's transports and the ranker's (``triton_ranker``): ``hint``
+    is added to the message when the server is unavailable or lacks the model.
+    """
+
+    def __init__(
+        self, target: TritonTarget, retry: RetryPolicy | None = None, *, hint: str = ""
+    ) -> None:
+        self.target = target
+        self.retry = retry or RetryPolicy()
+        if retry is None and target.timeout_s is not None:
+            self.retry = RetryPolicy(timeout_s=target.timeout_s)
+        self._hint = hint or "is it running? `tersify triton status`"
+
+    def convert(self, exc: InferenceServerException) -> TersifyError:
+        """The tersify error for a failed call (timeout, unavailable, or the model's failure)."""
+        status = str(exc.status() or "")
+        where = f"Triton at {self.target.address} (model {self.target.model})"
+        if status in _TIMEOUT or any(t in str(exc) for t in _TIMEOUT):
+            return ScorerTimeoutError(
+                f"{where} did not answer within {self.retry.timeout_s:.0f}s: {exc.message()}"
+            )
+        if _unavailable(exc):
+            return ScorerUnavailableError(
+                f"{where} is unavailable after {self.retry.retry_for_s:.0f}s of retries "
+                f"({exc.message()}); {self._hint}"
+            )
+        return ScorerError(f"{where} failed: {exc.message()}")
+
+    def call_timeout(self) -> float:
+        """The gRPC timeout of this call: the policy's, or less when the request ends sooner."""
+        request = current_deadline()
+        remaining = None if request is None else request.remaining()
+        if remaining is None:
+            return self.retry.timeout_s
+        return max(0.05, min(self.retry.timeout_s, remaining))
+
+    def should_retry(self, exc: InferenceServerException, deadline: float) -> bool:
+        """Whether to try ``exc``'s call again: the server is restarting and time is left."""
+        return _unavailable(exc) and time.monotonic() < deadline
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (from 0)."""
+        return float(min(self.retry.max_backoff_s, self.retry.first_backoff_s * 2**attempt))
+
+    def infer(self, client: Any, inputs: list[Any], timeout: float) -> Any:
+        """One sync inference, retried while the server is unavailable; tersify errors out."""
+        deadline = time.monotonic() + min(self.retry.retry_for_s, timeout)
+        attempt = 0
+        while True:
+            try:
+                return client.infer(self.target.model, inputs, client_timeout=timeout)
+            except InferenceServerException as exc:
+                if not self.should_retry(exc, deadline):
+                    raise self.convert(exc) from exc
+            time.sleep(self.backoff(attempt))
+            attempt += 1
+
+
 class _TritonScorerBase(BundleScorerBase):
     """Request building, parsing and error conversion shared by both transports."""
 
@@ -167,9 +239,7 @@ class _TritonScorerBase(BundleScorerBase):
             raise BadRequestError(f"max_batch={max_batch} must be at least 1")
         super().__init__(bundle)
         self._target = target
-        self._retry = retry or RetryPolicy()
-        if retry is None and target.timeout_s is not None:
-            self._retry = RetryPolicy(timeout_s=target.timeout_s)
+        self._calls = TritonCalls(target, retry)
         self._max_in_flight = max_in_flight
         self._max_batch = max_batch
         self._lengths = tuple(sorted(padded_lengths))
@@ -229,43 +299,13 @@ class _TritonScorerBase(BundleScorerBase):
                 scores[index] = out[row, : len(windows[index])]
         return scores
 
-    def _convert(self, exc: InferenceServerException) -> TersifyError:
-        status = str(exc.status() or "")
-        where = f"Triton at {self._target.address} (model {self._target.model})"
-        if status in _TIMEOUT or any(t in str(exc) for t in _TIMEOUT):
-            return ScorerTimeoutError(
-                f"{where} did not answer within {self._retry.timeout_s:.0f}s: {exc.message()}"
-            )
-        if _unavailable(exc):
-            return ScorerUnavailableError(
-                f"{where} is unavailable after {self._retry.retry_for_s:.0f}s of retries "
-                f"({exc.message()}); is it running? `tersify triton status`"
-            )
-        return ScorerError(f"{where} failed: {exc.message()}")
-
-    def _call_timeout(self) -> float:
-        """The gRPC timeout of this call: the policy's, or less when the request ends sooner."""
-        request = current_deadline()
-        remaining = None if request is None else request.remaining()
-        if remaining is None:
-            return self._retry.timeout_s
-        return max(0.05, min(self._retry.timeout_s, remaining))
-
-    def _should_retry(self, exc: InferenceServerException, deadline: float) -> bool:
-        return _unavailable(exc) and time.monotonic() < deadline
-
-    def _backoff(self, attempt: int) -> float:
-        return float(min(self._retry.max_backoff_s, self._retry.first_backoff_s * 2**attempt))
-
 
 class TritonScorer(_TritonScorerBase):
     """Sync Triton scorer: batched requests in flight together over one gRPC channel."""
 
     def __init__(self, target: TritonTarget, bundle: Bundle, **options: Any) -> None:
         super().__init__(target, bundle, **options)
-        self._client = grpcclient.InferenceServerClient(
-            url=target.address, channel_args=_CHANNEL_ARGS
-        )
+        self._client = connect(target)
         self._pool: ThreadPoolExecutor | None = None
 
     def logprobs(self, windows: Sequence[IntArray]) -> list[FloatArray]:
@@ -273,7 +313,7 @@ class TritonScorer(_TritonScorerBase):
         if not windows:
             return []
         check_deadline()
-        timeout = self._call_timeout()
+        timeout = self._calls.call_timeout()
         batches = self._batches(windows)
         if len(batches) == 1:
             outputs = [self._one(batches[0][1], timeout)]
@@ -299,18 +339,8 @@ class TritonScorer(_TritonScorerBase):
         self._client.close()
 
     def _one(self, ids: IntArray, timeout: float) -> FloatArray:
-        inputs = self._inputs(grpcclient, ids)
-        deadline = time.monotonic() + min(self._retry.retry_for_s, timeout)
-        attempt = 0
-        while True:
-            try:
-                result = self._client.infer(self._target.model, inputs, client_timeout=timeout)
-                return self._parse(result, ids.shape)
-            except InferenceServerException as exc:
-                if not self._should_retry(exc, deadline):
-                    raise self._convert(exc) from exc
-            time.sleep(self._backoff(attempt))
-            attempt += 1
+        result = self._calls.infer(self._client, self._inputs(grpcclient, ids), timeout)
+        return self._parse(result, ids.shape)
 
 
 class AsyncTritonScorer(_TritonScorerBase):
@@ -342,16 +372,16 @@ class AsyncTritonScorer(_TritonScorerBase):
 
     async def _one(self, ids: IntArray) -> FloatArray:
         inputs = self._inputs(aioclient, ids)
-        deadline = time.monotonic() + self._retry.retry_for_s
+        deadline = time.monotonic() + self._calls.retry.retry_for_s
         attempt = 0
         while True:
             try:
                 result = await self._client.infer(
-                    self._target.model, inputs, client_timeout=self._retry.timeout_s
+                    self._target.model, inputs, client_timeout=self._calls.retry.timeout_s
                 )
                 return self._parse(result, ids.shape)
             except InferenceServerException as exc:
-                if not self._should_retry(exc, deadline):
-                    raise self._convert(exc) from exc
-            await asyncio.sleep(self._backoff(attempt))
+                if not self._calls.should_retry(exc, deadline):
+                    raise self._calls.convert(exc) from exc
+            await asyncio.sleep(self._calls.backoff(attempt))
             attempt += 1

@@ -11,27 +11,41 @@
 Both share the model name, tensor names and shapes, batching, padded lengths and warm-up:
 they differ in backend, instance kind and engine settings. ``tersify triton repo`` writes
 them; ``model_repository/`` holds the generated files.
+
+The ranker (``tersify_ranker``, question-aware mode's sentence embeddings) is a model of
+the repository in the same two forms (``RankerConfig``): ``ranker.onnx`` directly on the
+onnxruntime backend, or ``ranker_backend.py`` running it with onnxruntime in the python
+backend. Texts are tokenized by the caller and padded to a few lengths
+(``ranker_requests``), so that the dynamic batcher merges the requests of many callers.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from tersify.bundle import INPUT_NAME, OUTPUT_NAME, Bundle
+import numpy as np
+
+from tersify.bundle import INPUT_NAME, OUTPUT_NAME, RANKER_INPUTS, RANKER_OUTPUT, Bundle
 from tersify.client.torch_engine import CONFIG_FILE as TORCH_CONFIG
 from tersify.client.torch_engine import SHORTLIST_FILE as TORCH_SHORTLIST
 from tersify.client.torch_engine import VARIANT as TORCH_VARIANT
 from tersify.errors import BadRequestError
+from tersify.scoring import IntArray
 from tersify.validate import non_negative_int, positive_int
 
 MODEL_NAME = "tersify_scorer"
+RANKER_MODEL = "tersify_ranker"
 FORMS = ("onnxruntime", "python")
 Form = Literal["onnxruntime", "python"]
 BACKEND_FILE = Path(__file__).with_name("triton_backend.py")
+RANKER_BACKEND_FILE = Path(__file__).with_name("ranker_backend.py")
+# What ``tersify export`` names the ranker's graph (the onnxruntime form loads it by name).
+RANKER_FILE = "ranker.onnx"
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,16 @@ class Batching:
                 f"preferred_batch_sizes {self.preferred_batch_sizes} go past "
                 f"max_batch_size={self.max_batch_size}"
             )
+
+
+# The ranker reads at most 256 tokens (all-MiniLM-L6-v2); a question-aware request embeds
+# the question and every sentence of its documents (hundreds of short texts) in one call.
+RANKER_BATCHING = Batching(
+    max_batch_size=64,
+    preferred_batch_sizes=(16, 32, 64),
+    padded_lengths=(32, 64, 128, 256),
+    warmup_length=64,
+)
 
 
 @dataclass(frozen=True)
@@ -129,66 +153,191 @@ class ScorerConfig:
 
     def render(self) -> str:
         """The ``config.pbtxt`` text."""
+        tensorrt = self.form == "onnxruntime" and self.tensorrt_fp16
+        trt = self.tensorrt_profiles() if tensorrt else None
+        return _render(
+            name=self.name,
+            form=self.form,
+            batching=self.batching,
+            inputs=(INPUT_NAME,),
+            output=OUTPUT_NAME,
+            instance_count=self.instance_count,
+            parameters=self.parameters(),
+            tensorrt=trt,
+            trt_cache_path=self.trt_cache_path,
+        )
+
+    @property
+    def backend_file(self) -> Path:
+        """The python form's ``model.py``."""
+        return BACKEND_FILE
+
+
+@dataclass(frozen=True)
+class RankerConfig:
+    """``tersify_ranker``'s ``config.pbtxt``: ids and mask in, one embedding per row out.
+
+    The onnxruntime form serves ``ranker.onnx`` itself (TensorRT FP16 where enabled, a
+    profile per padded length); the python form runs it with onnxruntime on the CPU.
+    """
+
+    form: Form
+    name: str = RANKER_MODEL
+    batching: Batching = RANKER_BATCHING
+    instance_count: int = 1
+    tensorrt_fp16: bool = True
+    trt_cache_path: str = "/tmp/tersify_trt_cache"  # noqa: S108 - a cache, rebuilt when absent
+
+    def parameters(self) -> dict[str, str]:
+        """The model's ``parameters``: the padded lengths its callers use."""
+        return {"padded_lengths": ",".join(map(str, self.batching.padded_lengths))}
+
+    def tensorrt_profiles(self) -> dict[str, str]:
+        """One TensorRT optimisation profile per padded length, both inputs in each."""
         b = self.batching
-        lines = [
-            f'name: "{self.name}"',
-            f'backend: "{self.form}"',
-            f"max_batch_size: {b.max_batch_size}",
-            "input [",
-            f'  {{ name: "{INPUT_NAME}" data_type: TYPE_INT64 dims: [ -1 ] }}',
-            "]",
-            "output [",
-            f'  {{ name: "{OUTPUT_NAME}" data_type: TYPE_FP32 dims: [ -1 ] }}',
-            "]",
-            "dynamic_batching {",
-            f"  preferred_batch_size: [ {', '.join(map(str, b.preferred_batch_sizes))} ]",
-            f"  max_queue_delay_microseconds: {b.max_queue_delay_us}",
-            "}",
-            "instance_group [",
-            f"  {{ count: {self.instance_count} kind: "
-            f"{'KIND_GPU' if self.form == 'onnxruntime' else 'KIND_CPU'} }}",
-            "]",
-            "parameters [",
-            ",\n".join(
-                f'  {{ key: "{k}" value: {{ string_value: "{v}" }} }}'
-                for k, v in self.parameters().items()
-            ),
-            "]",
-            "model_warmup [",
-            "  {",
-            f'    name: "warmup_{b.warmup_length}"',
-            "    batch_size: 1",
+
+        def shapes(batch: int) -> str:
+            return ",".join(
+                f"{name}:{batch}x{n}" for n in b.padded_lengths for name in RANKER_INPUTS
+            )
+
+        return {
+            "trt_profile_min_shapes": shapes(1),
+            "trt_profile_opt_shapes": shapes(max(b.preferred_batch_sizes)),
+            "trt_profile_max_shapes": shapes(b.max_batch_size),
+        }
+
+    def render(self) -> str:
+        """The ``config.pbtxt`` text."""
+        tensorrt = self.form == "onnxruntime" and self.tensorrt_fp16
+        trt = self.tensorrt_profiles() if tensorrt else None
+        return _render(
+            name=self.name,
+            form=self.form,
+            batching=self.batching,
+            inputs=RANKER_INPUTS,
+            output=RANKER_OUTPUT,
+            instance_count=self.instance_count,
+            parameters=self.parameters(),
+            tensorrt=trt,
+            trt_cache_path=self.trt_cache_path,
+            model_file=RANKER_FILE if self.form == "onnxruntime" else None,
+        )
+
+    @property
+    def backend_file(self) -> Path:
+        """The python form's ``model.py``."""
+        return RANKER_BACKEND_FILE
+
+
+def _render(
+    *,
+    name: str,
+    form: Form,
+    batching: Batching,
+    inputs: Sequence[str],
+    output: str,
+    instance_count: int,
+    parameters: dict[str, str],
+    tensorrt: dict[str, str] | None,
+    trt_cache_path: str,
+    model_file: str | None = None,
+) -> str:
+    """One model's ``config.pbtxt``: INT64 ``[-1]`` inputs, one FP32 ``[-1]`` output."""
+    b = batching
+    lines = [f'name: "{name}"', f'backend: "{form}"']
+    if model_file is not None:
+        lines.append(f'default_model_filename: "{model_file}"')
+    lines += [
+        f"max_batch_size: {b.max_batch_size}",
+        "input [",
+        ",\n".join(f'  {{ name: "{i}" data_type: TYPE_INT64 dims: [ -1 ] }}' for i in inputs),
+        "]",
+        "output [",
+        f'  {{ name: "{output}" data_type: TYPE_FP32 dims: [ -1 ] }}',
+        "]",
+        "dynamic_batching {",
+        f"  preferred_batch_size: [ {', '.join(map(str, b.preferred_batch_sizes))} ]",
+        f"  max_queue_delay_microseconds: {b.max_queue_delay_us}",
+        "}",
+        "instance_group [",
+        f"  {{ count: {instance_count} kind: "
+        f"{'KIND_GPU' if form == 'onnxruntime' else 'KIND_CPU'} }}",
+        "]",
+        "parameters [",
+        ",\n".join(
+            f'  {{ key: "{k}" value: {{ string_value: "{v}" }} }}' for k, v in parameters.items()
+        ),
+        "]",
+        "model_warmup [",
+        "  {",
+        f'    name: "warmup_{b.warmup_length}"',
+        "    batch_size: 1",
+    ]
+    for i in inputs:
+        lines += [
             "    inputs {",
-            f'      key: "{INPUT_NAME}"',
+            f'      key: "{i}"',
             f"      value: {{ data_type: TYPE_INT64 dims: [ {b.warmup_length} ] zero_data: true }}",
             "    }",
-            "  }",
-            "]",
         ]
-        if self.form == "onnxruntime" and self.tensorrt_fp16:
-            trt = {
-                "precision_mode": "FP16",
-                "max_workspace_size_bytes": "4294967296",
-                "trt_engine_cache_enable": "1",
-                "trt_engine_cache_path": self.trt_cache_path,
-                "trt_timing_cache_enable": "1",
-                "trt_timing_cache_path": self.trt_cache_path,
-                "trt_cuda_graph_enable": "1",
-                "trt_layer_norm_fp32_fallback": "1",
-                **self.tensorrt_profiles(),
-            }
-            lines += [
-                "optimization { execution_accelerators { gpu_execution_accelerator [",
-                '  { name: "tensorrt"',
-                *(f'    parameters {{ key: "{k}" value: "{v}" }}' for k, v in trt.items()),
-                "  }",
-                "] } }",
-            ]
-        return "\n".join(lines) + "\n"
+    lines += ["  }", "]"]
+    if tensorrt is not None:
+        trt = {
+            "precision_mode": "FP16",
+            "max_workspace_size_bytes": "4294967296",
+            "trt_engine_cache_enable": "1",
+            "trt_engine_cache_path": trt_cache_path,
+            "trt_timing_cache_enable": "1",
+            "trt_timing_cache_path": trt_cache_path,
+            "trt_cuda_graph_enable": "1",
+            "trt_layer_norm_fp32_fallback": "1",
+            **tensorrt,
+        }
+        lines += [
+            "optimization { execution_accelerators { gpu_execution_accelerator [",
+            '  { name: "tensorrt"',
+            *(f'    parameters {{ key: "{k}" value: "{v}" }}' for k, v in trt.items()),
+            "  }",
+            "] } }",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def ranker_requests(
+    encoded: Sequence[IntArray], *, lengths: Sequence[int], max_batch: int, pad_id: int
+) -> list[tuple[list[int], IntArray, IntArray]]:
+    """Tokenized texts as ranker requests: ``(indices, ids, mask)``, ``[rows, length]`` each.
+
+    Each text is right-padded to the first of ``lengths`` that holds it (its own length past
+    the last), texts of one length go together, at most ``max_batch`` rows a request, so
+    that requests from many callers have the shapes the dynamic batcher merges.
+
+    >>> reqs = ranker_requests([np.arange(5), np.arange(40), np.arange(3)],
+    ...                        lengths=(32, 64), max_batch=16, pad_id=0)
+    >>> [(indices, ids.shape) for indices, ids, _ in reqs]
+    [([0, 2], (2, 32)), ([1], (1, 64))]
+    """
+    groups: dict[int, list[int]] = {}
+    for index, ids in enumerate(encoded):
+        length = next((n for n in sorted(lengths) if n >= len(ids)), max(1, len(ids)))
+        groups.setdefault(length, []).append(index)
+    out = []
+    for length in sorted(groups):
+        members = groups[length]
+        for start in range(0, len(members), max_batch):
+            part = members[start : start + max_batch]
+            ids = np.full((len(part), length), pad_id, dtype=np.int64)
+            mask = np.zeros((len(part), length), dtype=np.int64)
+            for row, index in enumerate(part):
+                ids[row, : len(encoded[index])] = encoded[index]
+                mask[row, : len(encoded[index])] = 1
+            out.append((part, ids, mask))
+    return out
 
 
 def write_model(
-    config: ScorerConfig,
+    config: ScorerConfig | RankerConfig,
     folder: Path,
     *,
     bundle: Bundle | None = None,
@@ -196,8 +345,9 @@ def write_model(
 ) -> list[Path]:
     """Write one model folder (``config.pbtxt``, and ``1/model.py`` for the python form).
 
-    With ``bundle``, the exported scorer's files go in the version folder: as symlinks
-    (``symlink``, for a run folder), else as hard links, or copies across filesystems.
+    With ``bundle`` (the exported scorer, or ranker for a ``RankerConfig``), its files go
+    in the version folder: as symlinks (``symlink``, for a run folder), else as hard links,
+    or copies across filesystems.
     """
     version_dir = folder / "1"
     version_dir.mkdir(parents=True, exist_ok=True)
@@ -205,31 +355,52 @@ def write_model(
     written[0].write_text(config.render(), encoding="utf-8")
     if config.form == "python":
         written.append(version_dir / "model.py")
-        written[-1].write_text(BACKEND_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+        written[-1].write_text(config.backend_file.read_text(encoding="utf-8"), encoding="utf-8")
     if bundle is not None:
-        sources = [bundle.folder / "manifest.json"]
-        # The PyTorch engine's files (tersify.client.torch_engine) go beside the ONNX file.
-        for variant in ("fp32", "shortlist", TORCH_VARIANT):
-            if variant in bundle.manifest.model_files:
-                model = bundle.model_path(variant)
-                sources += [model, model.with_name(model.name + ".data")]
-        if TORCH_VARIANT in bundle.manifest.model_files:
-            sources.append(bundle.folder / TORCH_CONFIG)
-        # The torch engine takes the shortlist where the file is: never one left behind.
-        sources.append(bundle.folder / TORCH_SHORTLIST)
-        for source in sources:
-            target = version_dir / source.name
-            target.unlink(missing_ok=True)  # also what an earlier scorer left here
-            if not source.exists():
-                continue
-            if symlink:
-                target.symlink_to(source.resolve())
-            else:
-                try:
-                    os.link(source, target)
-                except OSError:  # another filesystem: copy
-                    shutil.copyfile(source, target)
-            written.append(target)
+        files = _ranker_files if isinstance(config, RankerConfig) else _scorer_files
+        written += _place(files(bundle), version_dir, symlink=symlink)
+    return written
+
+
+def _scorer_files(bundle: Bundle) -> list[Path]:
+    sources = [bundle.folder / "manifest.json"]
+    # The PyTorch engine's files (tersify.client.torch_engine) go beside the ONNX file.
+    for variant in ("fp32", "shortlist", TORCH_VARIANT):
+        if variant in bundle.manifest.model_files:
+            model = bundle.model_path(variant)
+            sources += [model, model.with_name(model.name + ".data")]
+    if TORCH_VARIANT in bundle.manifest.model_files:
+        sources.append(bundle.folder / TORCH_CONFIG)
+    # The torch engine takes the shortlist where the file is: never one left behind.
+    sources.append(bundle.folder / TORCH_SHORTLIST)
+    return sources
+
+
+def _ranker_files(bundle: Bundle) -> list[Path]:
+    model = bundle.model_path("fp32")
+    if model.name != RANKER_FILE:
+        raise BadRequestError(
+            f"the ranker in {bundle.folder} names its graph {model.name!r}; Triton's "
+            f"onnxruntime form loads {RANKER_FILE!r}: export it again with `tersify export`"
+        )
+    return [bundle.folder / "manifest.json", model, model.with_name(model.name + ".data")]
+
+
+def _place(sources: list[Path], version_dir: Path, *, symlink: bool) -> list[Path]:
+    written = []
+    for source in sources:
+        target = version_dir / source.name
+        target.unlink(missing_ok=True)  # also what an earlier export left here
+        if not source.exists():
+            continue
+        if symlink:
+            target.symlink_to(source.resolve())
+        else:
+            try:
+                os.link(source, target)
+            except OSError:  # another filesystem: copy
+                shutil.copyfile(source, target)
+        written.append(target)
     return written
 
 
@@ -239,23 +410,41 @@ def write_repository(
     tensorrt_fp16: bool = True,
     batching: Batching | None = None,
     bundle: Bundle | None = None,
+    ranker: Bundle | None = None,
 ) -> list[Path]:
-    """Write both forms under ``out/<form>/<model>/``; return the files written."""
+    """Write both forms under ``out/<form>/<model>/``; return the files written.
+
+    ``bundle`` and ``ranker`` place the exported scorer's and ranker's files. A repository
+    with a scorer but no ranker leaves ``tersify_ranker`` out (Triton would fail to load it
+    without its graph); ``tersify_compress`` then refuses question-aware requests.
+    """
+    with_ranker = ranker is not None or bundle is None
     written = []
     for form in FORMS:
+        trt = tensorrt_fp16 and form == "onnxruntime"
         config = ScorerConfig(
             form=form,  # type: ignore[arg-type]
             batching=batching or Batching(),
-            tensorrt_fp16=tensorrt_fp16 and form == "onnxruntime",
+            tensorrt_fp16=trt,
         )
         written += write_model(config, out / form / config.name, bundle=bundle)
-        written += _write_compress(config.form, out, bundle)
+        if with_ranker:
+            ranker_config = RankerConfig(form=config.form, tensorrt_fp16=trt)
+            written += write_model(ranker_config, out / form / RANKER_MODEL, bundle=ranker)
+        written += _write_compress(config.form, out, bundle, ranker if with_ranker else None)
     return written
 
 
-def _write_compress(form: Form, out: Path, bundle: Bundle | None) -> list[Path]:
+def _write_compress(
+    form: Form, out: Path, bundle: Bundle | None, ranker: Bundle | None
+) -> list[Path]:
     """The ``tersify_compress`` model beside the scorer (``compress_config``)."""
     from tersify.client.compress_config import CompressConfig, write_compress_model
 
-    config = CompressConfig(form=form, scorer=str(bundle.folder) if bundle else "")
+    config = CompressConfig(
+        form=form,
+        scorer=str(bundle.folder) if bundle else "",
+        ranker=str(ranker.folder) if ranker else "",
+        ranker_model=RANKER_MODEL if ranker is not None or bundle is None else "",
+    )
     return write_compress_model(config, out / form / config.name)

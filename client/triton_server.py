@@ -1,8 +1,9 @@
 """A local Triton: the real ``tritonserver`` from the ``nvidia-pytriton`` wheel.
 
 ``tersify triton start`` lays out a run folder (the python-form model repository with
-the exported scorer's files linked in, and a backend folder with the stub for the
-running Python), starts the server on 127.0.0.1, waits until the scorer is ready, and
+the exported scorer's files linked in, and the exported ranker's where there is one; a
+backend folder with the stub for the running Python), starts the server on 127.0.0.1,
+waits until its models are ready, and
 records its pid, start time and executable; ``stop`` signals that pid only while it is
 still the same process (its ``/proc`` start time and command line checked), with bounded
 waits, and removes only the shared-memory regions that server's processes had mapped.
@@ -15,6 +16,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,11 +27,19 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Literal
 
 from tersify.bundle import Bundle
 from tersify.client.compress_config import COMPRESS_MODEL, CompressConfig, write_compress_model
-from tersify.client.triton_config import MODEL_NAME, ScorerConfig, write_model
+from tersify.client.triton_config import (
+    MODEL_NAME,
+    RANKER_MODEL,
+    RankerConfig,
+    ScorerConfig,
+    write_model,
+)
 from tersify.errors import ScorerUnavailableError
+from tersify.settings import Settings
 
 STATE_FILE = "server.json"
 SHM = Path("/dev/shm")  # noqa: S108 - where the python backend keeps its regions
@@ -54,6 +64,8 @@ class ServerState:
     binary: str = ""
     # The python backend's /dev/shm regions the server had mapped when it was ready.
     shm_regions: tuple[str, ...] = ()
+    # The exported ranker that tersify_ranker serves ("": none, the model is left out).
+    ranker: str = ""
 
     @property
     def grpc_url(self) -> str:
@@ -83,6 +95,16 @@ def _wheel() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "tritonserver"
 
 
+def default_ranker(settings: Settings | None = None) -> Bundle | None:
+    """The default ranker's export (``Settings.default_ranker``), or ``None`` if not exported."""
+    from tersify.client.ranker import resolve_ranker_folder
+
+    folder = resolve_ranker_folder(None, settings or Settings.from_env())
+    if not (folder / "manifest.json").is_file():
+        return None
+    return Bundle.open(folder)  # an export that is there but damaged: one clear error
+
+
 def _link(target: Path, link: Path) -> None:
     link.unlink(missing_ok=True)
     link.symlink_to(target)
@@ -94,11 +116,14 @@ def prepare_run_dir(
     *,
     compress: CompressConfig | None = None,
     scorer: ScorerConfig | None = None,
+    ranker: Bundle | None = None,
 ) -> Path:
     """Lay out the backend folder and model repository for one server; return the repository.
 
     ``compress`` configures ``tersify_compress`` (its form and scorer are this server's);
-    ``scorer`` the scorer model (its form is the python one: the engine, its options).
+    ``scorer`` the scorer model (its form is the python one: the engine, its options);
+    ``ranker`` the exported ranker that ``tersify_ranker`` serves (``None``: no ranker
+    model, and ``tersify_compress`` refuses question-aware requests).
     """
     wheel = _wheel()
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -116,8 +141,18 @@ def prepare_run_dir(
     repo = run_dir / "repository"
     config = replace(scorer or ScorerConfig(form="python"), form="python", name=MODEL_NAME)
     write_model(config, repo / MODEL_NAME, bundle=bundle, symlink=True)
+    if ranker is not None:
+        write_model(RankerConfig(form="python"), repo / RANKER_MODEL, bundle=ranker, symlink=True)
+    elif (repo / RANKER_MODEL).is_dir():  # an earlier start's: Triton would fail to load it
+        shutil.rmtree(repo / RANKER_MODEL)
     compress = compress or CompressConfig(form="python")
-    compress = replace(compress, form="python", scorer=str(bundle.folder))
+    compress = replace(
+        compress,
+        form="python",
+        scorer=str(bundle.folder),
+        ranker=str(ranker.folder) if ranker is not None else "",
+        ranker_model=RANKER_MODEL if ranker is not None else "",
+    )
     write_compress_model(compress, repo / COMPRESS_MODEL)
     return repo
 
@@ -149,11 +184,15 @@ def start(
     ready_timeout_s: float = 180.0,
     compress: CompressConfig | None = None,
     scorer: ScorerConfig | None = None,
+    ranker: Bundle | Literal["default"] | None = "default",
 ) -> ServerState:
-    """Start tritonserver for ``bundle`` and wait until the scorer is ready.
+    """Start tritonserver for ``bundle`` and wait until its models are ready.
 
     ``compress`` configures ``tersify_compress`` (default: ``CompressConfig``'s defaults);
-    ``scorer`` the scorer model (default: the python form's defaults, engine ``auto``).
+    ``scorer`` the scorer model (default: the python form's defaults, engine ``auto``);
+    ``ranker`` the exported ranker ``tersify_ranker`` serves: ``"default"`` is the default
+    ranker where it is exported (``ServerState.ranker`` is empty where it is not), ``None``
+    leaves the ranker model out.
     """
     existing = read_state(run_dir)
     if existing is not None and _alive(existing.pid):
@@ -162,7 +201,8 @@ def start(
             "stop it with `tersify triton stop`"
         )
     run_dir = run_dir.resolve()  # the command line names it absolutely: `stop` checks it
-    repo = prepare_run_dir(run_dir, bundle, compress=compress, scorer=scorer)
+    ranker_bundle = default_ranker() if ranker == "default" else ranker
+    repo = prepare_run_dir(run_dir, bundle, compress=compress, scorer=scorer, ranker=ranker_bundle)
     ports = [p or free_port() for p in (http_port, grpc_port, metrics_port)]
     command = [
         str(_wheel() / "bin" / "tritonserver"),
@@ -191,6 +231,7 @@ def start(
         scorer=str(bundle.folder),
         start_ticks=_start_ticks(process.pid) or 0,
         binary=command[0],
+        ranker=str(ranker_bundle.folder) if ranker_bundle is not None else "",
     )
     _write_state(run_dir, state)
     deadline = time.monotonic() + ready_timeout_s
@@ -208,8 +249,9 @@ def start(
 
 
 def is_ready(state: ServerState) -> bool:
-    """Whether the server answers and both models (scorer, compression) are ready."""
-    for model in (MODEL_NAME, COMPRESS_MODEL):
+    """Whether the server answers and its models (scorer, ranker, compression) are ready."""
+    models = (MODEL_NAME, COMPRESS_MODEL, *((RANKER_MODEL,) if state.ranker else ()))
+    for model in models:
         url = f"{state.http_url}/v2/models/{model}/ready"
         try:
             with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
@@ -260,7 +302,7 @@ def _check_state(state: ServerState) -> None:
             raise TypeError(f"{name}={getattr(state, name)} is not a TCP port")
     if state.start_ticks >= 2**63:
         raise TypeError(f"start_ticks={state.start_ticks} is out of range")
-    for name in ("run_dir", "scorer", "binary"):
+    for name in ("run_dir", "scorer", "binary", "ranker"):
         if not isinstance(getattr(state, name), str):
             raise TypeError(f"{name} is not a string")
     if not all(isinstance(r, str) and _REGION.fullmatch(r) for r in state.shm_regions):

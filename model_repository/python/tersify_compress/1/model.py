@@ -9,8 +9,11 @@ the answer (one BYTES element), byte for byte what ``tersify compress`` prints, 
 The compressor asks the scorer model for log-probs through business-logic scripting (BLS):
 every window of a compression is one ``InferenceRequest`` to ``tersify_scorer``, all sent
 at once with ``async_exec``, so windows from every request in flight meet in the scorer's
-dynamic batcher. ``execute`` is a coroutine: each request of a merged batch compresses on a
-worker thread, whose scorer hands its BLS calls to the stub's event loop and waits.
+dynamic batcher. Question-aware mode ranks the same way: its texts are tokenized here and
+embedded by ``tersify_ranker`` (``BlsRanker``); a repository without a ranker refuses
+question-aware requests with the fix. ``execute`` is a coroutine: each request of a merged
+batch compresses on a worker thread, whose scorer and ranker hand their BLS calls to the
+stub's event loop and wait.
 
 Each request is checked and answered on its own: a bad one fails alone with the CLI's
 one-line message (``INVALID_ARG``), under the same ``Limits`` as every front, within its
@@ -52,11 +55,13 @@ for _entry in os.environ.get("TERSIFY_SITE_PACKAGES", "").split(os.pathsep):
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from tersify.bundle import INPUT_NAME, OUTPUT_NAME, Bundle
+from tersify.bundle import INPUT_NAME, OUTPUT_NAME, RANKER_INPUTS, RANKER_OUTPUT, Bundle
 from tersify.cache import ScoreCache
 from tersify.client import resolve_scorer_folder
 from tersify.client.compress_config import cache_bytes_parameter
+from tersify.client.ranker import RankerTokenizer, resolve_ranker_folder
 from tersify.client.tokenizer import BundleScorerBase
+from tersify.client.triton_config import ranker_requests
 from tersify.compressor import Compressor
 from tersify.errors import (
     BadRequestError,
@@ -144,6 +149,101 @@ class BlsScorer(BundleScorerBase):
         return np.array(out[0, :length], dtype=np.float32)
 
 
+class BlsRanker:
+    """A ranker whose ``embed`` asks the ranker model through BLS, all batches at once.
+
+    Texts are tokenized here with the ranker's export and padded as the gRPC ranker pads
+    them (``ranker_requests``), so that they meet other requests' in the ranker's batcher.
+    ``bound`` gives each request its copy, as ``BlsScorer.bound`` does.
+    """
+
+    def __init__(self, bundle, *, model, lengths, max_batch):
+        self._bundle = bundle
+        self._tokenizer = RankerTokenizer(bundle)
+        self._model = model
+        self._lengths = lengths
+        self._max_batch = max_batch
+        self._loop = None
+        self._deadline = Deadline(None)
+
+    def bound(self, loop, deadline):
+        ranker = copy.copy(self)
+        ranker._loop, ranker._deadline = loop, deadline
+        return ranker
+
+    @property
+    def name(self):
+        return self._bundle.manifest.name
+
+    def embed(self, texts):
+        self._deadline.check()
+        dimension = int(self._bundle.manifest.verification.get("dimension", 0))
+        if not texts:
+            return np.zeros((0, dimension), dtype=np.float32)
+        batches = ranker_requests(
+            self._tokenizer.encode(texts),
+            lengths=self._lengths,
+            max_batch=self._max_batch,
+            pad_id=self._tokenizer.pad_id,
+        )
+        requests = [self._request(ids, mask) for _, ids, mask in batches]
+        future = asyncio.run_coroutine_threadsafe(_gather(requests), self._loop)
+        outputs = [
+            self._parse(r, len(ids))
+            for r, (_, ids, _) in zip(future.result(), batches, strict=True)
+        ]
+        result = np.zeros((len(texts), outputs[0].shape[1]), dtype=np.float32)
+        for (indices, _, _), out in zip(batches, outputs, strict=True):
+            result[indices] = out
+        return result
+
+    def _request(self, ids, mask):
+        remaining = self._deadline.remaining()
+        options = {} if remaining is None else {"timeout": max(1, int(remaining * 1e6))}
+        return pb_utils.InferenceRequest(
+            model_name=self._model,
+            requested_output_names=[RANKER_OUTPUT],
+            inputs=[
+                pb_utils.Tensor(RANKER_INPUTS[0], ids),
+                pb_utils.Tensor(RANKER_INPUTS[1], mask),
+            ],
+            **options,
+        )
+
+    def _parse(self, response, rows):
+        if response.has_error():
+            message = response.error().message()
+            if "timeout" in message.lower() or "deadline" in message.lower():
+                raise ScorerTimeoutError(f"the ranker model {self._model} timed out: {message}")
+            raise ScorerError(f"the ranker model {self._model} failed: {message}")
+        tensor = pb_utils.get_output_tensor_by_name(response, RANKER_OUTPUT)
+        if tensor is None:
+            raise ScorerError(f"the ranker model {self._model} answered without {RANKER_OUTPUT}")
+        out = tensor.as_numpy()
+        if out.ndim != 2 or out.shape[0] != rows or out.shape[1] < 1:
+            raise ScorerError(f"the ranker model {self._model} answered a {out.shape} tensor")
+        return np.array(out, dtype=np.float32)
+
+
+class MissingRanker:
+    """The ranker of a repository that serves none: question-aware requests get the fix."""
+
+    name = "none"
+
+    def __init__(self, reason):
+        self._reason = reason
+
+    def bound(self, loop, deadline):
+        return self
+
+    def embed(self, texts):
+        raise ScorerUnavailableError(
+            f"tersify_compress has no ranker ({self._reason}): export it with `tersify export "
+            "--model all-minilm-l6-v2` and write the repository again (`tersify triton start` "
+            'or `tersify triton repo`), or send "mode": "token" or rank_method "bm25"'
+        )
+
+
 async def _gather(requests):
     return await asyncio.gather(*(r.async_exec() for r in requests))
 
@@ -199,7 +299,8 @@ class TritonPythonModel:
         self.timeout_s = timeout if timeout > 0 else None
         # The tokenizer and the target encoding load once, here, not on the first request.
         self.scorer = BlsScorer(self.bundle, model=self.model, lengths=self.lengths)
-        Compressor(self.scorer, encoding=self.encoding, limits=self.limits)
+        self.ranker = _ranker(parameters)
+        Compressor(self.scorer, encoding=self.encoding, limits=self.limits, ranker=self.ranker)
         # One score cache for every request of this instance: documents seen before are free.
         cache_bytes = cache_bytes_parameter(parameters.get("cache_bytes", ""))
         self.cache = ScoreCache(max_bytes=cache_bytes) if cache_bytes else False
@@ -249,11 +350,33 @@ class TritonPythonModel:
             encoding=self.encoding,
             limits=self.limits,
             cache=self.cache,
+            ranker=self.ranker.bound(loop, deadline),
         )
         result = compress(parsed, compressor, deadline=deadline)
         # What `tersify compress` prints, byte for byte.
         text = json.dumps(answer(result, self.price_per_1k), ensure_ascii=False, indent=4) + "\n"
         return text.encode("utf-8"), result
+
+
+def _ranker(parameters):
+    """The ranker model's BLS client; a refusing one where the repository has no ranker."""
+    model = parameters.get("ranker_model", "")
+    if not model:
+        return MissingRanker("the repository was written without tersify_ranker")
+    try:
+        bundle = Bundle.open(
+            resolve_ranker_folder(parameters.get("ranker") or None, Settings.from_env())
+        )
+        lengths = tuple(sorted(int(n) for n in parameters["ranker_padded_lengths"].split(",")))
+        return BlsRanker(
+            bundle,
+            model=model,
+            lengths=lengths,
+            max_batch=int(parameters.get("ranker_max_batch_size") or 16),
+        )
+    except (TersifyError, KeyError, ValueError) as exc:
+        pb_utils.Logger.log_warn(f"tersify_compress ranks nothing: {exc}")
+        return MissingRanker(str(exc))
 
 
 _CODES = (
