@@ -20,6 +20,7 @@ from tersify.compressor import DEFAULT_PRICE_PER_1K, Compressor
 from tersify.encoding import DEFAULT_ENCODING, SHIPPED_ENCODINGS
 from tersify.errors import BadRequestError, TersifyError
 from tersify.limits import Deadline
+from tersify.options import MODES
 from tersify.request import CompressRequest, answer, compress, request_schema
 
 EXIT_BAD_INPUT = 2
@@ -61,6 +62,9 @@ def _compress(args: argparse.Namespace) -> int:
     request = CompressRequest.from_json(raw)
     if args.explain:
         request = dataclasses.replace(request, explain=True)
+    if args.mode is not None:  # the flag overrides the request's own mode
+        data = {**json.loads(raw), "mode": args.mode}
+        request = dataclasses.replace(CompressRequest.from_mapping(data), explain=request.explain)
     compressor = Compressor(serve.scorer_from(args), encoding=args.encoding, limits=limits)
     result = compress(request, compressor, deadline=Deadline(args.timeout))
     text = json.dumps(answer(result, args.price_per_1k), ensure_ascii=False, indent=4)
@@ -158,6 +162,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     compress.add_argument(
         "--explain", action="store_true", help="add what was kept and why to the answer"
+    )
+    compress.add_argument(
+        "--mode",
+        choices=MODES,
+        default=None,
+        help="the preset, over the request's own 'mode' (default auto: question-aware for a "
+        "question over two or more contexts, token otherwise); the answer's 'mode' says which ran",
     )
     compress.add_argument(
         "--timeout",

@@ -2,7 +2,8 @@
 
     python llmlingua_quality_runner.py MODEL_FOLDER TASKS_JSON RATES
 
-Prints one JSON line per (setting, task, rate).
+Prints one JSON line per (task, rate, setting), task by task, so that a run cut short
+leaves whole tasks behind; a task may name the settings it still needs ("systems").
 """
 
 import json
@@ -28,9 +29,10 @@ def main() -> None:
     folder, tasks_path, rates = sys.argv[1], sys.argv[2], [float(r) for r in sys.argv[3].split(",")]
     tasks = json.load(open(tasks_path, encoding="utf-8"))
     compressor = PromptCompressor(model_name=folder, device_map="cpu")
-    for system, options in SETTINGS.items():
-        for task in tasks:
-            for rate in rates:
+    for task in tasks:
+        for rate in rates:
+            for system in task.get("systems", list(SETTINGS)):
+                options = SETTINGS[system]
                 started = time.perf_counter()
                 out = compressor.compress_prompt(
                     list(task["documents"]), question=task["question"], rate=rate, **options

@@ -29,8 +29,9 @@ from tersify import Compressor, ContextFilter, TokenFilter
 RATES = (0.5, 0.25, 0.1)
 SEED_KEYWORDS = ("Budget Controller", "Iterative Token-level Prompt Compression", "Alignment")
 MODES = {
-    "tersify token-level": {},
-    "tersify question-aware": {
+    "tersify default (auto)": {},
+    "tersify token-level": {"mode": "token"},
+    "tersify longllmlingua": {
         "context_filter": ContextFilter(
             rank_method="longllmlingua", reorder="sort", dynamic_ratio=0.3
         ),

@@ -2,7 +2,7 @@
 
     .venv/bin/python perf/quality_real.py [--limit N] [--rates 0.25,0.1]
         [--scorers gemma-3-270m,smollm2-135m] [--systems default,question-aware,...]
-        [--skip-llmlingua] [--llmlingua-limit N] [--llm URL --model NAME]
+        [--skip-llmlingua] [--compare 30] [--llm URL --model NAME]
 
 The requests are perf/data/squad2_multidoc.json (90 real SQuAD 2.0 questions, 20 Wikipedia
 paragraphs each, the gold one first, 10th or last; see perf/data/README.md). A system
@@ -57,15 +57,22 @@ Row = dict[str, Any]
 
 
 def run_tersify(
-    scorer: str, systems: Sequence[str], requests: Sequence[RealRequest], rates: Sequence[float]
+    scorer: str,
+    systems: Sequence[str],
+    requests: Sequence[RealRequest],
+    rates: Sequence[float],
+    compare: int,
 ) -> list[Row]:
-    """Every (system, request, rate) through one compressor; its score cache off."""
+    """Every (system, request, rate) through one compressor; its score cache off.
+
+    The default runs on every request; the other systems on the first ``compare`` only.
+    """
     compressor = Compressor(scorer, cache=False)
     warm = requests[0]  # loads both models
     compressor.compress(list(warm.documents), question=warm.question, rate=0.5)
     rows = []
     for system in systems:
-        for request in requests:
+        for request in requests if system == "default" else requests[:compare]:
             for rate in rates:
                 started = time.perf_counter()
                 result = compressor.compress(
@@ -100,16 +107,19 @@ def run_llmlingua(requests: Sequence[RealRequest], rates: Sequence[float]) -> li
     """
     OUT.mkdir(parents=True, exist_ok=True)
     saved = _saved_llmlingua()
-    missing = [r for r in requests if any((r.id, rate) not in saved for rate in rates)]
-    if missing:
-        _llmlingua_subprocess(missing, rates)
+    missing = {
+        r.id: sorted({s for rate in rates for s in LLMLINGUA_SYSTEMS} - _done(saved, r.id, rates))
+        for r in requests
+    }
+    if any(missing.values()):
+        _llmlingua_subprocess([r for r in requests if missing[r.id]], rates, missing)
         saved = _saved_llmlingua()
     by_id = {r.id: r for r in requests}
     rows = []
     for (request_id, rate), outs in saved.items():
         if request_id not in by_id or rate not in rates:
             continue
-        for out in outs:
+        for out in outs.values():
             rows.append(
                 _row(
                     out["system"], "smollm2-135m", by_id[request_id], rate, out["seconds"],
@@ -119,21 +129,33 @@ def run_llmlingua(requests: Sequence[RealRequest], rates: Sequence[float]) -> li
     return rows
 
 
-def _saved_llmlingua() -> dict[tuple[str, float], list[Row]]:
-    saved: dict[tuple[str, float], list[Row]] = defaultdict(list)
+def _saved_llmlingua() -> dict[tuple[str, float], dict[str, Row]]:
+    """The saved answers by (request, rate), then by system (the last one saved)."""
+    saved: dict[tuple[str, float], dict[str, Row]] = defaultdict(dict)
     if LLMLINGUA_SAVED.is_file():
         for line in LLMLINGUA_SAVED.read_text(encoding="utf-8").splitlines():
-            out = json.loads(line)
-            saved[(out["task"], out["rate"])].append(out)
-    return {key: outs for key, outs in saved.items() if len(outs) == len(LLMLINGUA_SYSTEMS)}
+            if line.startswith("{"):
+                out = json.loads(line)
+                saved[(out["task"], out["rate"])][out["system"]] = out
+    return saved
 
 
-def _llmlingua_subprocess(requests: Sequence[RealRequest], rates: Sequence[float]) -> None:
+def _done(
+    saved: dict[tuple[str, float], dict[str, Row]], request_id: str, rates: Sequence[float]
+) -> set[str]:
+    """The systems saved for ``request_id`` at every one of ``rates``."""
+    return set.intersection(*(set(saved.get((request_id, rate), {})) for rate in rates))
+
+
+def _llmlingua_subprocess(
+    requests: Sequence[RealRequest], rates: Sequence[float], systems: dict[str, list[str]]
+) -> None:
     tasks = OUT / "quality_real_tasks.json"
     tasks.write_text(
         json.dumps(
             [
-                {"name": r.id, "documents": list(r.documents), "question": r.question}
+                {"name": r.id, "documents": list(r.documents), "question": r.question,
+                 "systems": systems[r.id]}
                 for r in requests
             ]
         ),
@@ -263,32 +285,17 @@ def _share(rows: Sequence[Row], key: str) -> float | None:
     return sum(bool(r[key]) for r in rows) / len(rows) if rows else None
 
 
-def markdown(table: Sequence[Row], ranking: Sequence[Row], command: str, cpu: str) -> str:
-    """The results as the README's quality section shows them."""
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{100 * value:.0f} %"
-
-    asked = any("llm_accuracy" in t for t in table)
-
+def markdown(
+    tables: Sequence[tuple[str, Sequence[Row]]], ranking: Sequence[Row], command: str, cpu: str
+) -> str:
+    """The results as the README's quality section shows them: a table per request set."""
     lines = [
         f"Measured with `{command}` on {cpu}, "
         f"{time.strftime('%Y-%m-%d')}. Answer recall: a gold answer (SQuAD-normalised) is "
         "still in the compressed prompt.",
-        "",
-        "| system | scorer | rate | recall | first | middle | last | median s/request | "
-        "achieved rate | over budget |" + (" LLM accuracy |" if asked else ""),
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if asked else ""),
     ]
-    for t in sorted(table, key=lambda t: (-t["rate"], t["scorer"], t["system"])):
-        achieved = "-" if t["achieved_rate"] is None else f"{t['achieved_rate']:.3f}"
-        line = (
-            f"| {t['system']} | {t['scorer']} | {t['rate']} | **{pct(t['recall'])}** | "
-            f"{pct(t['first'])} | {pct(t['middle'])} | {pct(t['last'])} | "
-            f"{t['median_s']:.2f} | {achieved} | {t['over_budget']} |"
-        )
-        if "llm_accuracy" in t:
-            line += f" {pct(t['llm_accuracy'])} |"
-        lines.append(line)
+    for title, table in tables:
+        lines += ["", f"**{title}**", "", *_system_lines(table)]
     lines += [
         "",
         "| ranker | gold first | gold in top 2 | gold in top 5 | median s/request |",
@@ -296,10 +303,34 @@ def markdown(table: Sequence[Row], ranking: Sequence[Row], command: str, cpu: st
     ]
     for r in ranking:
         lines.append(
-            f"| {r['ranker']} | {pct(r['top1'])} | {pct(r['top2'])} | {pct(r['top5'])} | "
+            f"| {r['ranker']} | {_pct(r['top1'])} | {_pct(r['top2'])} | {_pct(r['top5'])} | "
             f"{r['median_s']:.2f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f} %"
+
+
+def _system_lines(table: Sequence[Row]) -> list[str]:
+    asked = any("llm_accuracy" in t for t in table)
+    lines = [
+        "| system | scorer | rate | recall | first | middle | last | median s/request | "
+        "achieved rate | over budget |" + (" LLM accuracy |" if asked else ""),
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if asked else ""),
+    ]
+    for t in sorted(table, key=lambda t: (-t["rate"], t["scorer"], t["system"])):
+        achieved = "-" if t["achieved_rate"] is None else f"{t['achieved_rate']:.3f}"
+        line = (
+            f"| {t['system']} | {t['scorer']} | {t['rate']} | **{_pct(t['recall'])}** | "
+            f"{_pct(t['first'])} | {_pct(t['middle'])} | {_pct(t['last'])} | "
+            f"{t['median_s']:.2f} | {achieved} | {t['over_budget']} |"
+        )
+        if "llm_accuracy" in t:
+            line += f" {_pct(t['llm_accuracy'])} |"
+        lines.append(line)
+    return lines
 
 
 def _cpu() -> str:
@@ -326,8 +357,9 @@ def main() -> None:
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--skip-llmlingua", action="store_true")
     parser.add_argument(
-        "--llmlingua-limit", type=int, default=None,
-        help="LLMLingua on the first N requests only (LongLLMLingua takes ~1 min a request)",
+        "--compare", type=int, default=15,
+        help="every system but the default (LLMLingua's included) on the first N requests "
+        "only, a third at each gold position: LongLLMLingua takes about a minute a request",
     )
     parser.add_argument("--llm", default=None, help="an OpenAI-compatible LLM's base URL")
     parser.add_argument("--model", default=None, help="the model name the LLM serves")
@@ -342,13 +374,20 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown systems {unknown}; known: {', '.join(SYSTEMS)}")
     rows: list[Row] = []
+    compare = requests[: args.compare]
     for scorer in [s for s in args.scorers.split(",") if s]:
-        rows += run_tersify(scorer, systems, requests, rates)
+        rows += run_tersify(scorer, systems, requests, rates, len(compare))
     if not args.skip_llmlingua:
-        rows += run_llmlingua(requests[: args.llmlingua_limit], rates)
+        rows += run_llmlingua(compare, rates)
     if args.llm:
         rows += ask_llm(rows, requests, args.llm, args.model)
-    table = summarize(rows)
+    among = {r.id for r in compare}
+    tables = [
+        (f"All {len(requests)} requests", summarize([r for r in rows if r["system"] ==
+                                                    "tersify default"])),
+        (f"The first {len(compare)} requests, every system side by side",
+         summarize([r for r in rows if r["request"] in among])),
+    ]
     ranking = ranker_table(requests)
     command = "python perf/quality_real.py " + " ".join(
         a for a in __import__("sys").argv[1:]
@@ -356,12 +395,12 @@ def main() -> None:
     cpu = _cpu()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "quality_real.json").write_text(
-        json.dumps({"command": command, "cpu": cpu, "table": table, "ranker": ranking,
+        json.dumps({"command": command, "cpu": cpu, "tables": dict(tables), "ranker": ranking,
                     "rows": [{k: v for k, v in r.items() if k != "prompt"} for r in rows]},
                    indent=1) + "\n",
         encoding="utf-8",
     )
-    text = markdown(table, ranking, command.strip(), cpu)
+    text = markdown(tables, ranking, command.strip(), cpu)
     (args.out / "quality_real.md").write_text(text, encoding="utf-8")
     print(text)
 
