@@ -201,12 +201,12 @@ def gateway_from(args: argparse.Namespace) -> Gateway | None:
 
 
 def gateway_options(parser: argparse.ArgumentParser) -> None:
-    """The gateway's flags: ``--upstream`` turns on ``POST /v1/chat/completions``."""
+    """The gateway's flags: ``--upstream`` turns on OpenAI's routes (``/v1/chat/completions``)."""
     parser.add_argument(
         "--upstream",
         default=None,
         help="an OpenAI-compatible LLM (e.g. http://127.0.0.1:8000/v1): adds the compressing "
-        "gateway POST /v1/chat/completions in front of it",
+        "gateway in front of it (POST /v1/chat/completions and /v1/completions, GET /v1/models)",
     )
     parser.add_argument(
         "--upstream-key-env",
@@ -278,7 +278,8 @@ def add_command(
         "serve",
         help="HTTP compression service",
         description="HTTP compression service: POST /compress, GET /healthz /readyz /metrics; "
-        "with --upstream, the compressing gateway POST /v1/chat/completions.",
+        "with --upstream, the compressing gateway (POST /v1/chat/completions, /v1/completions; "
+        "GET /v1/models).",
     )
     compression_options(service)
     service.add_argument("--host", default="127.0.0.1", help="listen address (default: loopback)")

@@ -33,12 +33,23 @@ def chat_completions_url(url: str) -> str:
     >>> chat_completions_url("https://api.openai.com/v1")
     'https://api.openai.com/v1/chat/completions'
     """
+    return openai_url(url, "chat/completions")
+
+
+def openai_url(url: str, path: str) -> str:
+    """The address of ``path`` (``"models"``, ``"completions"``) under an OpenAI base URL.
+
+    The base may end in ``/v1`` or not, or be a full chat-completions address.
+
+    >>> openai_url("http://127.0.0.1:8080/v1/chat/completions", "models")
+    'http://127.0.0.1:8080/v1/models'
+    """
     base = url.rstrip("/")
     if base.endswith("/chat/completions"):
-        return base
-    if base.endswith("/v1"):
-        return base + "/chat/completions"
-    return base + "/v1/chat/completions"
+        base = base.removesuffix("/chat/completions")
+    elif not base.endswith("/v1"):
+        base += "/v1"
+    return f"{base}/{path}"
 
 
 @dataclass(frozen=True)

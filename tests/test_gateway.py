@@ -203,3 +203,47 @@ def test_bad_requests_and_a_missing_upstream_in_the_error_shape(
             "/v1/chat/completions", content=b"{}", headers={"content-type": "text/plain"}
         )
         assert answer.status_code == 415
+
+
+def test_models_and_completions_with_the_openai_client(served: Served) -> None:
+    client = _client(served)
+    assert served.upstream.model in [m.id for m in client.models.list()]
+    prompt = _messages()[1]["content"]
+    raw = client.completions.with_raw_response.create(
+        model="smollm2",
+        prompt=prompt,
+        max_tokens=8,
+        temperature=0,
+        extra_body={"tersify": {"rate": 0.4}},
+    )
+    completion = raw.parse()
+    assert completion.choices[0].text is not None
+    assert int(raw.headers["x-tersify-compressed-tokens"]) < int(
+        raw.headers["x-tersify-origin-tokens"]
+    )
+    direct = OpenAI(base_url=served.upstream.url, api_key=UPSTREAM_KEY, max_retries=0)
+    full = direct.completions.create(model="smollm2", prompt=prompt, max_tokens=8, temperature=0)
+    assert completion.usage is not None and full.usage is not None
+    assert completion.usage.prompt_tokens < 0.6 * full.usage.prompt_tokens
+
+
+def test_langchain_chat_openai_through_the_gateway(served: Served) -> None:
+    langchain_openai = pytest.importorskip("langchain_openai")
+    llm = langchain_openai.ChatOpenAI(
+        base_url=served.url + "/v1",
+        api_key=TOKEN,
+        model="smollm2",
+        max_tokens=12,
+        temperature=0,
+        max_retries=0,
+        extra_body={"tersify": {"rate": 0.4}},
+    )
+    messages = [(m["role"], m["content"]) for m in _messages()]
+    reply = llm.invoke(messages)
+    assert reply.content
+    direct = OpenAI(base_url=served.upstream.url, api_key=UPSTREAM_KEY, max_retries=0)
+    full = direct.chat.completions.create(
+        model="smollm2", messages=_messages(), max_tokens=12, temperature=0
+    )
+    assert full.usage is not None
+    assert reply.response_metadata["token_usage"]["prompt_tokens"] < 0.6 * full.usage.prompt_tokens
