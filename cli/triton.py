@@ -90,6 +90,7 @@ def triton_status(args: argparse.Namespace) -> int:
     payload: dict[str, object] = {"ready": ready}
     if state is not None:
         payload.update({"pid": state.pid, "grpc": state.grpc_url, "http": state.http_url})
+        payload["ranker"] = state.ranker or None
     sys.stdout.write(json.dumps(payload) + "\n")
     return 0 if ready else 1
 
