@@ -2,7 +2,9 @@
 
 The output follows the original compression service's layout (the compression's answer,
 then each LLM answer with its response time and ``usage.prompt_tokens``); ``--json`` prints
-one JSON object instead.
+one JSON object instead. Each LLM call (leg) is reported on its own: one that failed (a full
+prompt past the LLM's context, say) shows its error where its answer would be, the other
+still answers, and the exit code is 1 when any leg failed (one line on stderr per failure).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from tersify.errors import BadRequestError
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+EXIT_LEG_FAILED = 1  # a runtime failure, as the CLI's others
 
 
 def add_command(
@@ -96,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
     else:
         sys.stdout.write(report_layout(summary, compressor.scorer.name))
-    return 0
+    for leg in result.failed:
+        sys.stderr.write(f"tersify: error: {leg}: {summary[leg]['error']['message']}\n")
+    return EXIT_LEG_FAILED if result.failed else 0
 
 
 def report_layout(summary: dict[str, Any], scorer: str) -> str:
@@ -121,22 +126,34 @@ def report_layout(summary: dict[str, Any], scorer: str) -> str:
         f"## {summary['model']}",
     ]
     for name in ("full_prompt", "compressed_prompt"):
-        reply = summary[name]
-        lines += [
-            "",
-            f"### {name}",
-            f"response_time: {reply['response_seconds']:.2f}s",
-            f"prompt_tokens: {reply['prompt_tokens']}",
-            fence,
-            json.dumps(reply["response"], ensure_ascii=False, indent=4),
-            fence,
-        ]
+        lines += ["", f"### {name}", *_leg_lines(summary[name])]
     full, short = summary["full_prompt"], summary["compressed_prompt"]
     lines += [
         "",
-        f"prompt tokens {full['prompt_tokens']} -> {short['prompt_tokens']}, "
-        f"response time {full['response_seconds']:.2f} -> {short['response_seconds']:.2f} s, "
-        f"compression {seconds:.2f} s",
+        f"prompt tokens {_shown(full, 'prompt_tokens')} -> {_shown(short, 'prompt_tokens')}, "
+        f"response time {_shown(full, 'response_seconds')} -> "
+        f"{_shown(short, 'response_seconds')} s, compression {seconds:.2f} s",
         "",
     ]
     return "\n".join(lines)
+
+
+def _leg_lines(reply: dict[str, Any]) -> list[str]:
+    """One leg in the seed's layout; a failed one shows its error instead of an answer."""
+    if reply.get("error"):
+        return [f"error: {reply['error']['message']}"]
+    fence = "```"
+    return [
+        f"response_time: {reply['response_seconds']:.2f}s",
+        f"prompt_tokens: {reply['prompt_tokens']}",
+        fence,
+        json.dumps(reply["response"], ensure_ascii=False, indent=4),
+        fence,
+    ]
+
+
+def _shown(reply: dict[str, Any], name: str) -> str:
+    if reply.get("error"):
+        return "(failed)"
+    value = reply[name]
+    return f"{value:.2f}" if isinstance(value, float) else str(value)

@@ -22,7 +22,13 @@ with LocalLLM() as llm:  # llama.cpp's server with SmolLM2-135M-Instruct, on a f
         compressor=Compressor("smollm2-135m"),
         max_tokens=64,
     )
-for name, reply in (("full", result.full), ("compressed", result.compressed)):
+for name, reply, error in (
+    ("full", result.full, result.full_error),
+    ("compressed", result.compressed, result.compressed_error),
+):
+    if reply is None:  # this leg's LLM call failed (a prompt past its context, say)
+        print(f"{name}: {error}", end="\n\n")
+        continue
     print(f"{name}: {reply.prompt_tokens} prompt tokens, {reply.seconds:.2f} s")
     print(reply.content, end="\n\n")
 print(f"compression: {result.compression_seconds:.2f} s")

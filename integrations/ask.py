@@ -5,6 +5,9 @@
 ...              llm="http://127.0.0.1:8080/v1", model="smollm2")  # doctest: +SKIP
 >>> result.full.prompt_tokens, result.compressed.prompt_tokens  # doctest: +SKIP
 (2416, 1802)
+
+Each LLM call (a *leg*) stands on its own: an LLM error on one (a full prompt longer than
+the LLM's context, say) is that leg's error in the result, and the other leg still answers.
 """
 
 from __future__ import annotations
@@ -16,23 +19,37 @@ from typing import Any
 from tersify.assemble import join_prompt
 from tersify.coarse import ContextFilter
 from tersify.compressor import DEFAULT_PRICE_PER_1K, CompressionResult, Compressor
-from tersify.errors import BadRequestError
+from tersify.errors import BadRequestError, UpstreamError
 from tersify.integrations.llm import DEFAULT_TIMEOUT, ChatReply, LLMEndpoint, chat
 from tersify.request import CompressRequest, answer
 from tersify.tokens import TokenFilter
 
+LEGS = ("full_prompt", "compressed_prompt")
+
 
 @dataclass(frozen=True)
 class AskResult:
-    """One request, compressed, and the LLM's answers to the full and the compressed prompt."""
+    """One request, compressed, and the LLM's answers to the full and the compressed prompt.
+
+    A leg whose LLM call failed has no reply (``None``) and its error in ``full_error`` or
+    ``compressed_error``.
+    """
 
     model: str
     question: str
     temperature: float
     full_prompt: str
     compression: CompressionResult
-    full: ChatReply
-    compressed: ChatReply
+    full: ChatReply | None
+    compressed: ChatReply | None
+    full_error: UpstreamError | None = None
+    compressed_error: UpstreamError | None = None
+
+    @property
+    def failed(self) -> list[str]:
+        """The legs (``full_prompt``, ``compressed_prompt``) whose LLM call failed."""
+        errors = (self.full_error, self.compressed_error)
+        return [leg for leg, error in zip(LEGS, errors, strict=True) if error is not None]
 
     @property
     def compression_seconds(self) -> float:
@@ -49,12 +66,20 @@ class AskResult:
                 **answer(self.compression, price_per_1k)["data"],
                 "seconds": round(self.compression_seconds, 4),
             },
-            "full_prompt": _reply_json(self.full),
-            "compressed_prompt": _reply_json(self.compressed),
+            "full_prompt": _reply_json(self.full, self.full_error),
+            "compressed_prompt": _reply_json(self.compressed, self.compressed_error),
         }
 
 
-def _reply_json(reply: ChatReply) -> dict[str, Any]:
+def _reply_json(reply: ChatReply | None, error: UpstreamError | None) -> dict[str, Any]:
+    if reply is None:
+        message = " ".join(str(error).split())
+        status = None if error is None else error.status
+        return {
+            **dict.fromkeys(("response_seconds", "prompt_tokens", "completion_tokens")),
+            **dict.fromkeys(("content", "response")),
+            "error": {"type": type(error).__name__, "message": message, "status": status},
+        }
     return {
         "response_seconds": round(reply.seconds, 4),
         "prompt_tokens": reply.prompt_tokens,
@@ -94,7 +119,8 @@ def ask(
     so that their response times compare. ``question_aware`` compresses as LongLLMLingua
     does (contexts ranked and reordered against the question, tokens scored by what the
     question makes predictable): the quality harness's mode that keeps answers at 4x.
-    LLM failures are :class:`tersify.errors.UpstreamError`.
+    An LLM failure (:class:`tersify.errors.UpstreamError`) is kept as that leg's error
+    (:attr:`AskResult.failed`); the other leg is asked all the same.
     """
     parsed = (
         request if isinstance(request, CompressRequest) else CompressRequest.from_mapping(request)
@@ -112,13 +138,8 @@ def ask(
         **(question_aware_options() if question_aware else {}),
     )
     full_prompt = join_prompt(parsed.instruction, list(parsed.context), parsed.question)
-    replies = [
-        chat(
-            endpoint,
-            [{"role": "user", "content": prompt}],
-            temperature=temperature,
-            max_tokens=max_tokens,
-        )
+    legs = [
+        _leg(endpoint, prompt, temperature, max_tokens)
         for prompt in (full_prompt, result.compressed_prompt)
     ]
     return AskResult(
@@ -127,6 +148,24 @@ def ask(
         temperature=float(temperature),
         full_prompt=full_prompt,
         compression=result,
-        full=replies[0],
-        compressed=replies[1],
+        full=legs[0][0],
+        compressed=legs[1][0],
+        full_error=legs[0][1],
+        compressed_error=legs[1][1],
     )
+
+
+def _leg(
+    endpoint: LLMEndpoint, prompt: str, temperature: float, max_tokens: int | None
+) -> tuple[ChatReply | None, UpstreamError | None]:
+    """One LLM call: its reply, or its error (which does not stop the other leg)."""
+    try:
+        reply = chat(
+            endpoint,
+            [{"role": "user", "content": prompt}],
+            temperature=temperature,
+            max_tokens=max_tokens,
+        )
+    except UpstreamError as exc:
+        return None, exc
+    return reply, None

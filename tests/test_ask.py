@@ -35,11 +35,25 @@ def _request() -> dict:
     return {"context": [text[:cut] + " " + FACT + " " + text[cut:]], "question": QUESTION}
 
 
+CONTEXT_CHARS = 1500  # what /small/ holds, as an LLM with a short context
+
+
+def _small_context(prompt: str) -> tuple[int, dict | str]:
+    """llama.cpp's answers: a 400 past the context, else a chat completion."""
+    if len(prompt) > CONTEXT_CHARS:
+        return 400, {"error": {"message": "the request exceeds the available context size"}}
+    message = {"role": "assistant", "content": "4711946"}
+    return 200, {
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 1},
+    }
+
+
 class _Failing(BaseHTTPRequestHandler):
-    """Answers every POST as its path says: /401, /500, /slow, /garbage."""
+    """Answers every POST as its path says: /401, /500, /slow, /garbage, /small."""
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length", 0)))
+        sent = self.rfile.read(int(self.headers.get("content-length", 0)))
         kind = self.path.split("/")[1]
         if kind == "slow":
             time.sleep(3)
@@ -48,6 +62,8 @@ class _Failing(BaseHTTPRequestHandler):
             "500": (500, {"error": {"message": "CUDA out of memory\nat layer 3"}}),
             "garbage": (200, "<html>not json</html>"),
         }.get(kind, (200, {}))
+        if kind == "small":
+            status, body = _small_context(json.loads(sent)["messages"][0]["content"])
         data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
         try:
             self.send_response(status)
@@ -122,6 +138,59 @@ def test_cli_llm_failure_exits_1_with_one_line(
     assert code == 1 and err.count("\n") == 1 and err.startswith("tersify: error:")
 
 
+def test_a_failed_leg_is_its_own_error_and_the_other_answers(
+    failing_url: str, fake_compressor: Compressor
+) -> None:
+    result = tersify.ask(
+        {**_request(), "rate": 0.1},
+        llm=failing_url + "/small/v1",
+        model="m",
+        api_key="sk-hidden",
+        compressor=fake_compressor,
+    )
+    assert len(result.full_prompt) > CONTEXT_CHARS >= len(result.compression.compressed_prompt)
+    assert result.failed == ["full_prompt"] and result.full is None
+    assert result.full_error is not None and result.full_error.status == 400
+    assert result.compressed is not None and result.compressed.content == "4711946"
+    summary = result.to_json()
+    error = summary["full_prompt"]["error"]
+    assert error["type"] == "UpstreamError" and error["status"] == 400
+    assert "exceeds the available context size" in error["message"]
+    assert "sk-hidden" not in json.dumps(summary)
+    assert summary["full_prompt"]["prompt_tokens"] is None
+    assert summary["compressed_prompt"]["prompt_tokens"] > 0
+    assert "error" not in summary["compressed_prompt"]
+
+
+def test_cli_reports_each_leg_and_exits_1_when_one_failed(
+    failing_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tersify.export import export_scorer
+
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({**_request(), "rate": 0.1}), encoding="utf-8")
+    scorer = str(export_scorer("smollm2-135m", skip_existing=True))
+    argv = ["ask", str(request), "--llm", failing_url + "/small/v1", "--model", "m"]
+    argv += ["--scorer", scorer]
+    assert main([*argv, "--json"]) == 1
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["full_prompt"]["error"]["status"] == 400
+    assert summary["compressed_prompt"]["content"] == "4711946"
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith("tersify: error: full_prompt: the LLM at ")
+    assert main(argv) == 1
+    text = capsys.readouterr().out
+    assert "### full_prompt\nerror: the LLM at " in text and "exceeds the available" in text
+    assert "### compressed_prompt\nresponse_time: " in text
+    assert "prompt tokens (failed) -> " in text
+    # every leg answered: exit 0
+    short = {"context": [sample_text("english", 600, 3)], "question": QUESTION, "rate": 0.5}
+    request.write_text(json.dumps(short), encoding="utf-8")
+    assert main([*argv, "--json"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_cli_names_a_missing_key_variable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -179,3 +248,21 @@ def test_cli_seed_layout_and_json(
     full, short = summary["full_prompt"], summary["compressed_prompt"]
     assert short["prompt_tokens"] < full["prompt_tokens"]
     assert full["response"]["usage"]["prompt_tokens"] == full["prompt_tokens"]
+
+
+def test_the_compressed_leg_answers_where_the_full_prompt_does_not_fit(
+    smollm2_compressor: Compressor,
+) -> None:
+    """The issue's case: an LLM whose context cannot hold the full prompt."""
+    with LocalLLM(n_ctx=1024) as small:
+        result = tersify.ask(
+            {**_request(), "rate": 0.2},
+            llm=small.url,
+            model=small.model,
+            compressor=smollm2_compressor,
+            max_tokens=16,
+        )
+    assert result.failed == ["full_prompt"]
+    assert result.full_error is not None and result.full_error.status == 400
+    assert result.compressed is not None and result.compressed.prompt_tokens
+    assert result.compressed.prompt_tokens < 1024
