@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODEL ?= gemma-3-270m
 
-.PHONY: run test fuzz scorer lint bench bench-triton soak quality ask-bench mutate clean
+.PHONY: run test fuzz scorer lint bench bench-triton soak quality quality-real ask-bench mutate clean
 
 # The quick start's environment: compress, export, Triton, the HTTP service, and OpenVINO,
 # which runs the default scorer's shortlist variant fastest on a CPU.
@@ -62,6 +62,13 @@ bench-triton: scorer $(VENV)/triton-stub
 
 soak: scorer
 	$(BIN)/python perf/soak_http.py
+
+# Real multi-document QA (90 SQuAD 2.0 requests, 20 documents each): answer recall of tersify's
+# modes beside LLMLingua and LongLLMLingua 0.2.2 (their own venv, the first 15 requests);
+# writes perf/results/quality_real.md. About an hour on 2 cores, most of it LongLLMLingua's.
+quality-real: scorer
+	$(BIN)/tersify export --model smollm2-135m --skip-existing
+	cd perf && ../$(BIN)/python quality_real.py
 
 quality: scorer
 	$(BIN)/python -m pip install --quiet --quiet matplotlib
