@@ -19,6 +19,7 @@ from itertools import pairwise
 import numpy as np
 import numpy.typing as npt
 
+from tersify.limits import check_deadline
 from tersify.scoring import Units
 
 BoolArray = npt.NDArray[np.bool_]
@@ -38,7 +39,8 @@ class Assembler:
     """What each text keeps of its units, for a keep mask over all texts' units in order.
 
     >>> import numpy as np
-    >>> from tersify.scoring import Units
+    >>> from tersify.limits import check_deadline
+from tersify.scoring import Units
     >>> units = Units(np.array([0, 2]), np.array([2, 4]), np.array([0, 1]))
     >>> Assembler(["abcd"], [units]).kept_parts(np.array([False, True]))
     ['cd']
@@ -99,6 +101,7 @@ def fit_budget(
     rank[order] = np.arange(n)
 
     def prompt_for(k: int) -> tuple[int, tuple[str, int, BoolArray]]:
+        check_deadline()  # each count is a long step on a long prompt: stop between them
         keep = rank < k
         text = build(keep)
         return k, (text, count(text), keep)

@@ -137,7 +137,9 @@ def deadline_scope(deadline: Deadline) -> Iterator[None]:
     """Make ``deadline`` the one :func:`check_deadline` sees in this thread, for a while.
 
     A scorer that runs a call in several steps (onnxruntime batches, Triton requests)
-    checks it between steps, so that one big scorer call stops within one batch.
+    checks it between steps, so that one big scorer call stops within one batch; the
+    service puts a request's whole work in its deadline's scope, so that long steps
+    outside the scorer (the budget search's counts) stop between their steps too.
     """
     token = _CURRENT.set(deadline)
     try:
@@ -152,7 +154,10 @@ def current_deadline() -> Deadline | None:
 
 
 def check_deadline() -> None:
-    """Raise if the scorer call running in this thread must stop (see :func:`deadline_scope`)."""
+    """Raise if the work running in this thread must stop (see :func:`deadline_scope`).
+
+    A no-op outside a scope: cheap enough to call between any two long steps.
+    """
     deadline = _CURRENT.get()
     if deadline is not None:
         deadline.check()

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from tersify.errors import DeadlineExceededError, OverloadedError
-from tersify.limits import Deadline
+from tersify.limits import Deadline, deadline_scope
 from tersify.service.metrics import Metrics
 from tersify.validate import non_negative_int, positive_int
 
@@ -201,7 +201,10 @@ class Admission:
         with self._active_lock:
             self._active += 1
         try:
-            return work(deadline)
+            # In scope for the whole work, not only its scorer calls: long steps between
+            # them (the budget search's counts) check it too.
+            with deadline_scope(deadline):
+                return work(deadline)
         finally:
             with self._active_lock:
                 self._active -= 1
