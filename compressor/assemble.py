@@ -39,8 +39,7 @@ class Assembler:
     """What each text keeps of its units, for a keep mask over all texts' units in order.
 
     >>> import numpy as np
-    >>> from tersify.limits import check_deadline
-from tersify.scoring import Units
+    >>> from tersify.scoring import Units
     >>> units = Units(np.array([0, 2]), np.array([2, 4]), np.array([0, 1]))
     >>> Assembler(["abcd"], [units]).kept_parts(np.array([False, True]))
     ['cd']
