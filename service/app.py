@@ -79,8 +79,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if status == 404:
         kind = NotFoundError(f"no route {request.url.path}: see /openapi.json")
     elif status == 405:
+        method = request.scope.get("state", {}).get("method", request.method)  # HEAD runs as GET
         kind = MethodNotAllowedError(
-            f"{request.method} is not allowed on {request.url.path}: see /openapi.json"
+            f"{method} is not allowed on {request.url.path}: see /openapi.json"
         )
     else:
         kind = HTTPError(str(getattr(exc, "detail", exc)))

@@ -74,6 +74,25 @@ _SECONDS = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _ALWAYS_OPEN = frozenset({"/healthz"})
 _PROBES = frozenset({"/readyz", "/metrics"})
+# Headers that say one thing once: sent twice, a proxy and this server could each read a
+# different one (the first, the last), so a repeat is refused rather than resolved.
+SINGLE_HEADERS = frozenset(
+    {
+        "authorization",
+        "content-encoding",
+        "content-length",
+        "content-type",
+        "expect",
+        "host",
+        "transfer-encoding",
+        TIMEOUT_HEADER,
+        "x-request-id",
+    }
+)
+# A refused body is drained (so that the client reads the answer rather than a reset)
+# only while it comes at least this fast; a drip is answered at once.
+DRAIN_FLOOR_BYTES_PER_S = 64 * 1024
+DRAIN_WAIT_S = 0.5
 
 
 def default_max_inflight() -> int:
@@ -147,7 +166,16 @@ class Guard:
         self._open.add(path)
 
     def check_access(self, scope: Scope) -> None:
-        """Refuse ambiguous framing (400), a wrong ``Host`` (421), a missing token (401)."""
+        """Refuse ambiguous framing (400), a wrong ``Host`` (421), a missing token (401).
+
+        A header of :data:`SINGLE_HEADERS` sent twice is ambiguous framing too.
+        """
+        repeated = _repeated(scope)
+        if repeated:
+            self.metrics.reject("framing")
+            raise MalformedRequestError(
+                f"the header {repeated} is sent more than once: send it once"
+            )
         headers = _headers(scope)
         if "content-length" in headers and "transfer-encoding" in headers:
             # h11 lets Transfer-Encoding win; a proxy in front may not (request smuggling).
@@ -189,11 +217,14 @@ class Guard:
 
     @contextlib.asynccontextmanager
     async def admit(self, request: Request) -> AsyncIterator[Admitted]:
-        """Check the headers, read the body, take a ticket (or 429 at once); give the tools."""
+        """Check the headers, read the body, take a ticket (or 429 at once); give the tools.
+
+        A refusal raised here, before the body is read, is answered at once: the
+        middleware drains what the client is sending (briefly) and closes the connection.
+        """
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media != "application/json":
             self.metrics.reject("media_type")
-            await _drain(request, self.config.limits.max_body_bytes)
             raise UnsupportedMediaTypeError(
                 f"the body must be JSON sent as 'Content-Type: application/json', not "
                 f"{media or 'no Content-Type'!r}"
@@ -201,7 +232,6 @@ class Guard:
         encoding = request.headers.get("content-encoding", "").strip().lower()
         if encoding not in ("", "identity"):
             self.metrics.reject("media_type")
-            await _drain(request, self.config.limits.max_body_bytes)
             raise UnsupportedMediaTypeError(
                 f"Content-Encoding {encoding!r} is not supported: send the JSON body uncompressed"
             )
@@ -209,11 +239,7 @@ class Guard:
         if length is not None:
             if not length.isdigit():
                 raise HTTPError(f"Content-Length {length!r} is not a byte count")
-            try:
-                self._check_body(int(length))
-            except LimitExceededError:
-                await _drain(request, self.config.limits.max_body_bytes)
-                raise
+            self._check_body(int(length))
         deadline = self.deadline(request)
         # The body is read before the ticket: a client that sends it slowly holds no place
         # in the queue, and has read_timeout_s for all of it (not per chunk).
@@ -250,7 +276,6 @@ class Guard:
                     self._check_body(size + len(chunk))
                 except LimitExceededError:
                     chunks.clear()
-                    await _drain(request, self.config.limits.max_body_bytes)
                     raise
                 if self._reading_bytes + len(chunk) > self.max_reading_bytes:
                     self.metrics.reject("reading_bytes")
@@ -329,23 +354,53 @@ class Admitted:
                 task.cancel()
 
 
-async def _drain(request: Request, budget: int, wait_s: float = 0.5) -> None:
-    """Read and drop what the client is already sending, up to ``2 * budget`` bytes.
+async def drain(
+    stream: AsyncIterator[bytes],
+    *,
+    max_bytes: int,
+    within_s: float,
+    wait_s: float = DRAIN_WAIT_S,
+    floor_bytes_per_s: float = DRAIN_FLOOR_BYTES_PER_S,
+) -> int:
+    """Read and drop what a refused request's client is sending; return the bytes dropped.
 
     A client that sends a refused body whole before it reads the answer (most do) would
-    otherwise see the connection reset and never read the 413. Nothing is kept; a client
-    that stalls for ``wait_s`` is answered at once. A client that waits for ``100 Continue``
-    (``Expect``) has sent nothing: reading would invite the body, so it is answered at once.
+    otherwise see the connection reset and never read the 413. Nothing is kept, and it
+    stops, so that the answer goes out, at the first of: the body's end, ``max_bytes``,
+    ``within_s`` seconds (the read timeout), a pause of ``wait_s``, or, past ``wait_s``, a
+    client sending slower than ``floor_bytes_per_s`` (a body dripped a byte at a time
+    gets its answer at once). The answer then closes the connection (GuardMiddleware).
+
+    >>> async def chunks():
+    ...     yield b"abc"
+    ...     yield b"de"
+    >>> asyncio.run(drain(chunks(), max_bytes=100, within_s=1.0))
+    5
     """
-    if "expect" in request.headers:
-        return
+    started = time.monotonic()
     dropped = 0
-    stream = request.stream().__aiter__()
     with contextlib.suppress(
         StopAsyncIteration, asyncio.TimeoutError, ClientDisconnect, RuntimeError
     ):
-        while dropped <= 2 * budget:
-            dropped += len(await asyncio.wait_for(stream.__anext__(), timeout=wait_s))
+        while dropped <= max_bytes:
+            elapsed = time.monotonic() - started
+            left = within_s - elapsed
+            if left <= 0 or (elapsed >= wait_s and dropped < floor_bytes_per_s * elapsed):
+                break
+            chunk = await asyncio.wait_for(stream.__anext__(), timeout=min(wait_s, left))
+            dropped += len(chunk)
+    return dropped
+
+
+async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The request body's chunks, as they come; none once the client has gone."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
@@ -358,6 +413,88 @@ async def _disconnected(request: Request) -> None:
         message: Message = await request.receive()
         if message["type"] == "http.disconnect":
             return
+
+
+class _Exchange:
+    """One request's ASGI channels as the app sees them: an id, HEAD as GET, refusals closed.
+
+    ``scope`` is what the app gets (a copy saying ``GET`` for a ``HEAD``); ``receive``
+    notes when the body has been read to its end; ``send`` adds the request id, drops a
+    ``HEAD`` answer's body, and, for an error sent before the body was read, drains what
+    the client is sending (within the read timeout, and only while it comes fast) and
+    closes the connection.
+    """
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, config: ServeConfig) -> None:
+        self._headers = _headers(scope)
+        given = self._headers.get("x-request-id", "")
+        self.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = self.request_id
+        self.head = scope.get("method") == "HEAD"
+        if self.head:
+            state["method"] = "HEAD"  # what error messages name; the routes see GET
+        self.scope = {**scope, "method": "GET"} if self.head else scope
+        self.status = 0
+        self._receive = receive
+        self._send = send
+        self._config = config
+        self._has_body = (
+            self._headers.get("content-length", "0") != "0" or "transfer-encoding" in self._headers
+        )
+        self._body_read = False
+
+    async def receive(self) -> Message:
+        """The next message from the client."""
+        message = await self._receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            self._body_read = True
+        return message
+
+    async def send(self, message: Message) -> None:
+        """Send ``message`` with the request id (and the rest of the class's rules)."""
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            extra = [(b"x-request-id", self.request_id.encode())]
+            if self.status >= 400 and self._has_body and not self._body_read:
+                await self._drain()
+                if not self._body_read:
+                    extra.append((b"connection", b"close"))
+            names = {name for name, _ in extra}
+            message["headers"] = [
+                *[(k, v) for k, v in message.get("headers", []) if k.lower() not in names],
+                *extra,
+            ]
+        elif self.head and message["type"] == "http.response.body":
+            message = {**message, "body": b""}  # the headers (Content-Length) stay
+        await self._send(message)
+
+    async def refuse(self, exc: BaseException) -> None:
+        """Answer with ``exc`` in the error shape."""
+        await error_response(exc, self.request_id)(self.scope, self.receive, self.send)
+
+    async def _drain(self) -> None:
+        # A client that waits for 100 Continue has sent nothing (reading would invite the
+        # body); one that sent too slowly (408) has had its time.
+        if self.status == 408 or "expect" in self._headers:
+            return
+        await drain(
+            _chunks(self.receive),
+            max_bytes=2 * self._config.limits.max_body_bytes,
+            within_s=self._config.read_timeout_s,
+        )
+
+
+def _repeated(scope: Scope) -> str | None:
+    """The first header of :data:`SINGLE_HEADERS` that ``scope`` carries twice, if any."""
+    seen: set[str] = set()
+    for key, _ in scope.get("headers", ()):
+        name = key.decode("latin-1").lower()
+        if name in SINGLE_HEADERS:
+            if name in seen:
+                return name
+            seen.add(name)
+    return None
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -375,7 +512,12 @@ def _hostname(host: str) -> str:
 
 
 class GuardMiddleware:
-    """Per request: an id, access checks, the error contract, metrics and one log line."""
+    """Per request: an id, access checks, the error contract, metrics and one log line.
+
+    ``HEAD`` is answered wherever ``GET`` is, as ``GET`` without the body. A refusal sent
+    before the request's body was read closes the connection: what follows on it is the
+    rest of a body nobody reads, and a client dripping it must not keep it open.
+    """
 
     def __init__(self, app: ASGIApp, guard: Guard) -> None:
         self.app = app
@@ -387,37 +529,29 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.monotonic()
-        given = _headers(scope).get("x-request-id", "")
-        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        status = 0
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [
-                    *[(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"],
-                    (b"x-request-id", request_id.encode()),
-                ]
-            await send(message)
-
+        exchange = _Exchange(scope, receive, send, self.guard.config)
         failure: BaseException | None = None
         try:
             self.guard.check_access(scope)
-            await self.app(scope, receive, send_with_id)
+            await self.app(exchange.scope, exchange.receive, exchange.send)
         except Exception as exc:  # the error contract's last line: nothing escapes
             failure = exc
-            if status == 0:
-                await error_response(exc, request_id)(scope, receive, send_with_id)
+            if exchange.status == 0:
+                await exchange.refuse(exc)
         except asyncio.CancelledError:
             # The server stops and its grace period is over: say so if the client listens.
             failure = ShuttingDownError("the server is shutting down: retry on another")
-            if status == 0:
+            if exchange.status == 0:
                 with contextlib.suppress(Exception):
-                    await error_response(failure, request_id)(scope, receive, send_with_id)
+                    await exchange.refuse(failure)
         finally:
-            self._record(scope, request_id, status or 499, time.monotonic() - started, failure)
+            self._record(
+                exchange.scope,
+                exchange.request_id,
+                exchange.status or 499,
+                time.monotonic() - started,
+                failure,
+            )
 
     def _record(
         self,
