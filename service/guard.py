@@ -489,7 +489,7 @@ def _repeated(scope: Scope) -> str | None:
     """The first header of :data:`SINGLE_HEADERS` that ``scope`` carries twice, if any."""
     seen: set[str] = set()
     for key, _ in scope.get("headers", ()):
-        name = key.decode("latin-1").lower()
+        name: str = key.decode("latin-1").lower()
         if name in SINGLE_HEADERS:
             if name in seen:
                 return name
