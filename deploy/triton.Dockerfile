@@ -11,7 +11,6 @@
 # ---- the wheel, built from the checkout
 FROM python:3.12.8-slim-bookworm AS wheel
 WORKDIR /src
-RUN pip install --no-cache-dir build==1.2.2.post1
 COPY pyproject.toml README.md ./
 COPY compressor compressor
 COPY client client
@@ -19,7 +18,7 @@ COPY export export
 COPY service service
 COPY cli cli
 COPY integrations integrations
-RUN python -m build --wheel --outdir /dist
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 
 # ---- the default scorer and ranker exported, the model repository written around them
 FROM python:3.12.8-slim-bookworm AS export
