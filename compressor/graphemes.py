@@ -1,17 +1,19 @@
 r"""Where a text may be cut without changing what it shows.
 
-Two kinds of span must stay whole when units are kept or dropped:
+An *extended grapheme cluster* (Unicode UAX #29) stays whole when units are kept or
+dropped: a ZWJ emoji sequence, a flag (a pair of regional indicators), a letter with its
+combining marks, a Hangul syllable of jamo, CR LF. Segmentation is the ``regex``
+module's ``\X`` (a dependency of tiktoken), run only around the characters that can join a
+neighbour: text made of ASCII, Latin, general punctuation, CJK ideographs, kana and
+fullwidth forms is cut anywhere between code points at no cost.
 
-- an *extended grapheme cluster* (Unicode UAX #29): a ZWJ emoji sequence, a flag (a pair of
-  regional indicators), a letter with its combining marks, a Hangul syllable of jamo,
-  CR LF. Segmentation is the ``regex`` module's ``\X`` (a dependency of tiktoken), run only
-  around the characters that can join a neighbour: text made of ASCII, Latin, general
-  punctuation, CJK ideographs, kana and fullwidth forms is cut anywhere between code
-  points at no cost.
-- a *bidi embedding, override or isolate* (U+202A-202E, U+2066-2069) with its terminator:
-  from the opener to the PDF (U+202C) or PDI (U+2069) that closes it, or to the end of its
-  paragraph when nothing does. Keeping an opener without its terminator would reorder the
-  text after it.
+A *bidi embedding, override or isolate* (U+202A-202E, U+2066-2069) is closed by a PDF
+(U+202C) or PDI (U+2069), or by the end of its paragraph when nothing closes it. Keeping
+an opener without its terminator would reorder the text after it; keeping the whole span
+as one unit would make it incompressible (a context that begins with an isolate never
+closed is one paragraph-long unit). So the text inside is cut like any other, and the
+controls themselves, with the paragraph ends that close a span, are *anchors*: the units
+holding them are always kept (``tersify.tokens.TokenFilter.forced``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ ISOLATES = "\u2066\u2067\u2068"  # LRI, RLI, FSI: closed by PDI
 PDI = "\u2069"
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\n\r\u2029\x1c-\x1e\x85]")
 _PARAGRAPH_END = "\n\r\u2029\x1c\x1d\x1e\x85"
+_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 def cluster_spans(text: str) -> list[tuple[int, int]]:
@@ -124,6 +127,22 @@ def _step(stack: list[str], char: str) -> None:
     elif char == PDI and any(c in ISOLATES for c in stack):
         while stack.pop() not in ISOLATES:
             pass
+
+
+def bidi_anchors(text: str) -> list[int]:
+    r"""Positions of the characters a compression keeps so that bidi spans close as before.
+
+    Every bidi control, and each paragraph end that closes a span still open.
+
+    >>> bidi_anchors("\u2067x y\nz \u202eq\u202c")
+    [0, 4, 7, 9]
+    """
+    if not any(c in text for c in EMBEDDINGS + ISOLATES):
+        return []
+    controls = [m.start() for m in _CONTROLS.finditer(text)]
+    spans = bidi_spans(text)
+    closing = [end for _, end in spans if end < len(text) and text[end] in _PARAGRAPH_END]
+    return sorted(controls + closing)
 
 
 def inside(positions: IntArray, spans: list[tuple[int, int]]) -> npt.NDArray[np.bool_]:

@@ -126,8 +126,7 @@ def group_units(offsets: IntArray, text: str | int) -> Units:
     """Group tokens into units: a token that shares a character with the one before joins it.
 
     With the ``text`` itself (not only its length), units also never split a grapheme
-    cluster (an emoji sequence, a flag, a letter and its marks) nor a bidi embedding,
-    override or isolate from its terminator (``tersify.graphemes``).
+    cluster (an emoji sequence, a flag, a letter and its marks; ``tersify.graphemes``).
 
     >>> u = group_units(np.array([[0, 1], [0, 1], [1, 3]]), 3)
     >>> u.starts.tolist(), u.ends.tolist(), u.token_unit.tolist()
@@ -154,9 +153,9 @@ def group_units(offsets: IntArray, text: str | int) -> Units:
     begin = start[begins]
     begin[0] = 0
     if not isinstance(text, int) and len(begin) > 1:
-        from tersify.graphemes import bidi_spans, cluster_spans, inside
+        from tersify.graphemes import cluster_spans, inside
 
-        keep = ~inside(begin, cluster_spans(text) + bidi_spans(text))
+        keep = ~inside(begin, cluster_spans(text))
         if not keep.all():
             keep[0] = True
             token_unit = (np.cumsum(keep) - 1)[token_unit]

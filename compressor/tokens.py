@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tersify.errors import BadRequestError, InternalError
+from tersify.graphemes import bidi_anchors
 from tersify.scoring import FloatArray, Units
 
 _DIGIT = re.compile(r"\d")
@@ -47,14 +48,24 @@ class TokenFilter:
         return self.condition_on_question or self.contrastive
 
     def forced(self, text: str, units: Units) -> npt.NDArray[np.bool_]:
-        """Which units of ``text`` must be kept."""
+        """Which units of ``text`` must be kept.
+
+        Besides the options' marks, the units holding bidi controls and the paragraph
+        ends that close them (``tersify.graphemes.bidi_anchors``), whatever the options:
+        the text between them is compressed like any other, and no opener loses what
+        closes it.
+        """
         marks = list(self.force_tokens) + (["\n"] if self.keep_newlines else [])
         keep = np.zeros(len(units), dtype=np.bool_)
+        anchors = bidi_anchors(text)
+        if anchors and len(units):
+            at = np.searchsorted(units.starts, np.asarray(anchors, dtype=np.int64), side="right")
+            keep[at - 1] = True
         if not marks and not self.force_digits:
             return keep
         for u, (a, b) in enumerate(zip(units.starts.tolist(), units.ends.tolist(), strict=True)):
             piece = text[a:b]
-            keep[u] = any(m in piece for m in marks) or bool(
+            keep[u] |= any(m in piece for m in marks) or bool(
                 self.force_digits and _DIGIT.search(piece)
             )
         return keep

@@ -211,37 +211,74 @@ BIDI_TEXTS = [
 
 
 @pytest.mark.parametrize("text", BIDI_TEXTS)
-def test_bidi_controls_stay_with_their_terminator(text: str) -> None:
-    from tersify.graphemes import bidi_spans, inside
+def test_bidi_controls_and_the_paragraph_ends_closing_them_are_forced_units(text: str) -> None:
+    from tersify.graphemes import bidi_anchors
+    from tersify.tokens import TokenFilter
 
     offsets = FakeScorer().tokenize(text).offsets
     units = group_units(offsets, text)
     check_tiling(text, offsets, units)
-    spans = bidi_spans(text)
-    assert spans and not inside(units.starts, spans).any()
-    # A unit holding an opener holds its terminator too, or runs to its paragraph's end:
-    # whatever units are kept, no opener is kept without what closes it.
-    for a, b in zip(units.starts.tolist(), units.ends.tolist()):
-        piece = text[a:b]
-        for _, end in bidi_spans(piece):
-            closed = piece[end - 1] in "\u202c\u2069"
-            at_paragraph_end = piece[end : end + 1] in ("\n", "\r") or (
-                end == len(piece) and (b == len(text) or text[b] in "\n\r")
-            )
-            assert closed or at_paragraph_end, (piece, end)
+    anchors = bidi_anchors(text)
+    assert anchors
+    forced = TokenFilter().forced(text, units)
+    for at in anchors:
+        assert text[at] in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\n"
+        holding = int(np.searchsorted(units.starts, at, side="right")) - 1
+        assert units.starts[holding] <= at < units.ends[holding] and forced[holding]
+    # Only the anchors' units: the text between them is cut and dropped like any other.
+    assert forced.sum() <= len(anchors) < len(units)
 
 
-def test_a_lone_override_is_not_kept_without_its_terminator() -> None:
-    text = "The file is \u202eexe.txt\u202c, do not open it."
-    offsets = FakeScorer().tokenize(text).offsets
-    units = group_units(offsets, text)
-    pieces = [text[a:b] for a, b in zip(units.starts.tolist(), units.ends.tolist())]
-    holding = [p for p in pieces if "\u202e" in p]
-    assert len(holding) == 1 and "\u202c" in holding[0]
-    # Without the text (a length only) the same tokens would split them: the test can fail.
-    by_length = group_units(offsets, len(text))
-    split = [text[a:b] for a, b in zip(by_length.starts.tolist(), by_length.ends.tolist())]
-    assert not any("\u202e" in p and "\u202c" in p for p in split)
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+BIDI_WORDS = st.sampled_from(
+    ["word", " ", "text", ".", "\n", "\u05e9\u05dc\u05d5\u05dd", "42", *BIDI_CONTROLS]
+)
+
+
+def _controls_and_closers(text: str) -> list[str]:
+    from tersify.graphemes import bidi_anchors
+
+    return [text[at] for at in bidi_anchors(text)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(BIDI_WORDS, min_size=30, max_size=120).map("".join), st.sampled_from([0.3, 0.6]))
+def test_a_compression_keeps_every_bidi_span_closed_as_it_was(text: str, rate: float) -> None:
+    from tersify import Compressor
+    from tersify.errors import BadRequestError
+
+    try:
+        result = Compressor(FakeScorer()).compress([text], rate=rate)
+    except BadRequestError:
+        return  # a budget below the anchors alone: refused, never broken
+    kept = result.compressed_prompt
+    controls = [c for c in text if c in BIDI_CONTROLS]
+    if [c for c in kept if c in BIDI_CONTROLS] == controls:
+        # Each opener is still closed by what closed it (a terminator or a paragraph end).
+        assert _controls_and_closers(kept) == _controls_and_closers(text)
+        return
+    # A budget below the forced units alone keeps a prefix of them in text order and
+    # nothing else: no text that was outside a span can come after an opener left open.
+    units = group_units(FakeScorer().tokenize(text).offsets, text)
+    forced = TokenFilter().forced(text, units)
+    anchor_text = "".join(
+        text[a:b] for a, b, f in zip(units.starts, units.ends, forced, strict=True) if f
+    )
+    assert anchor_text.startswith(kept)
+
+
+@pytest.mark.parametrize("first", ["\u2066", "\u2067", "\u2068", "\u2069", "\u200e", "\u202e"])
+def test_a_context_that_begins_with_a_format_character_compresses_like_any_other(
+    first: str,
+) -> None:
+    from tersify import Compressor
+
+    body = sample_text("english", 2000, 3)
+    plain = Compressor(FakeScorer()).compress([body], rate=0.5)
+    marked = Compressor(FakeScorer()).compress([first + body], rate=0.5)
+    assert marked.compressed_prompt.startswith(first)
+    assert abs(marked.compressed_tokens - plain.compressed_tokens) <= 3
+    assert marked.compressed_tokens <= marked.target_tokens
 
 
 def test_a_text_without_tokens_is_one_unit_and_an_empty_text_none() -> None:
