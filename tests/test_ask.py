@@ -254,9 +254,11 @@ def test_the_compressed_leg_answers_where_the_full_prompt_does_not_fit(
     smollm2_compressor: Compressor,
 ) -> None:
     """The issue's case: an LLM whose context cannot hold the full prompt."""
+    text = sample_text("english", 6000, 7)  # about 1,300 of SmolLM2's tokens
+    request = {"context": [text + " " + FACT], "question": QUESTION, "rate": 0.2}
     with LocalLLM(n_ctx=1024) as small:
         result = tersify.ask(
-            {**_request(), "rate": 0.2},
+            request,
             llm=small.url,
             model=small.model,
             compressor=smollm2_compressor,
