@@ -21,6 +21,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from unittest import mock
 
 import httpx
 import numpy as np
@@ -157,6 +158,14 @@ CUT_WORDS = st.sampled_from(["a", "7", "_", " ", ".", "\n", "x" * 30, "压缩", 
 def test_the_linear_cut_finds_the_parts_of_the_obvious_pattern(text: str) -> None:
     assert _PIECES.findall(text) == SLOW_CUT[_PIECE].findall(text)
     assert _CHUNKS.findall(text) == SLOW_CUT[_CHUNK].findall(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(CUT_WORDS, max_size=200).map("".join), st.integers(1, 40))
+def test_the_cut_looked_for_a_stretch_at_a_time_misses_no_end(text: str, stretch: int) -> None:
+    with mock.patch("tersify.encoding._STRETCH", stretch):
+        assert _PIECES.findall(text) == SLOW_CUT[_PIECE].findall(text)
+        assert _CHUNKS.findall(text) == SLOW_CUT[_CHUNK].findall(text)
 
 
 def test_a_long_run_is_counted_right_and_not_remembered() -> None:
