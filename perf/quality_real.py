@@ -98,7 +98,9 @@ def run_tersify(
     return rows
 
 
-def run_llmlingua(requests: Sequence[RealRequest], rates: Sequence[float]) -> list[Row]:
+def run_llmlingua(
+    requests: Sequence[RealRequest], rates: Sequence[float], *, saved_only: bool = False
+) -> list[Row]:
     """LLMLingua and LongLLMLingua 0.2.2 on SmolLM2-135M, in their own venv.
 
     Their answers are kept in perf/out/quality_real_llmlingua.jsonl (by request, rate and
@@ -111,7 +113,7 @@ def run_llmlingua(requests: Sequence[RealRequest], rates: Sequence[float]) -> li
         r.id: sorted({s for rate in rates for s in LLMLINGUA_SYSTEMS} - _done(saved, r.id, rates))
         for r in requests
     }
-    if any(missing.values()):
+    if any(missing.values()) and not saved_only:
         _llmlingua_subprocess([r for r in requests if missing[r.id]], rates, missing)
         saved = _saved_llmlingua()
     by_id = {r.id: r for r in requests}
@@ -316,14 +318,15 @@ def _pct(value: float | None) -> str:
 def _system_lines(table: Sequence[Row]) -> list[str]:
     asked = any("llm_accuracy" in t for t in table)
     lines = [
-        "| system | scorer | rate | recall | first | middle | last | median s/request | "
-        "achieved rate | over budget |" + (" LLM accuracy |" if asked else ""),
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if asked else ""),
+        "| system | scorer | rate | requests | recall | first | middle | last | "
+        "median s/request | achieved rate | over budget |" + (" LLM accuracy |" if asked else ""),
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if asked else ""),
     ]
     for t in sorted(table, key=lambda t: (-t["rate"], t["scorer"], t["system"])):
         achieved = "-" if t["achieved_rate"] is None else f"{t['achieved_rate']:.3f}"
         line = (
-            f"| {t['system']} | {t['scorer']} | {t['rate']} | **{_pct(t['recall'])}** | "
+            f"| {t['system']} | {t['scorer']} | {t['rate']} | {t['requests']} | "
+            f"**{_pct(t['recall'])}** | "
             f"{_pct(t['first'])} | {_pct(t['middle'])} | {_pct(t['last'])} | "
             f"{t['median_s']:.2f} | {achieved} | {t['over_budget']} |"
         )
@@ -357,6 +360,11 @@ def main() -> None:
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--skip-llmlingua", action="store_true")
     parser.add_argument(
+        "--llmlingua-saved-only", action="store_true",
+        help="compare only on the requests whose LLMLingua answers are already saved "
+        "(perf/out/quality_real_llmlingua.jsonl); run nothing of LLMLingua",
+    )
+    parser.add_argument(
         "--compare", type=int, default=15,
         help="every system but the default (LLMLingua's included) on the first N requests "
         "only, a third at each gold position: LongLLMLingua takes about a minute a request",
@@ -375,10 +383,14 @@ def main() -> None:
         parser.error(f"unknown systems {unknown}; known: {', '.join(SYSTEMS)}")
     rows: list[Row] = []
     compare = requests[: args.compare]
+    if args.llmlingua_saved_only:
+        saved = _saved_llmlingua()
+        everything = set(LLMLINGUA_SYSTEMS)
+        compare = [r for r in compare if _done(saved, r.id, rates) == everything]
     for scorer in [s for s in args.scorers.split(",") if s]:
         rows += run_tersify(scorer, systems, requests, rates, len(compare))
     if not args.skip_llmlingua:
-        rows += run_llmlingua(compare, rates)
+        rows += run_llmlingua(compare, rates, saved_only=args.llmlingua_saved_only)
     if args.llm:
         rows += ask_llm(rows, requests, args.llm, args.model)
     among = {r.id for r in compare}

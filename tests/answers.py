@@ -26,7 +26,9 @@ SEED = Path(__file__).resolve().parent.parent / "examples" / "seed_request.json"
 SEED_ORIGIN_TOKENS = 3701
 SEED_TARGET_TOKENS = 2961
 # LLMLingua's keys (PromptCompressor.compress_prompt); tersify's fronts add the mode that ran.
-LLMLINGUA_KEYS = {"compressed_prompt", "origin_tokens", "compressed_tokens", "ratio", "rate", "saving"}
+LLMLINGUA_KEYS = {
+    "compressed_prompt", "origin_tokens", "compressed_tokens", "ratio", "rate", "saving"
+}
 ANSWER_KEYS = LLMLINGUA_KEYS | {"mode"}
 
 
