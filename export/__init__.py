@@ -87,15 +87,20 @@ def export_scorer(
             openvino=openvino,
             shortlist=shortlist,
         )
-        (staging / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        publish(staging, target, manifest)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
     say(f"scorer ready in {target}")
     return target
+
+
+def publish(staging: Path, target: Path, manifest: Manifest) -> None:
+    """Write ``manifest`` into the checked ``staging`` folder and move it to ``target``."""
+    (staging / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
 
 
 def _build(

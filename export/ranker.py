@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from tersify.bundle import (
-    MANIFEST_FILE,
     RANKER_INPUTS,
     RANKER_KIND,
     RANKER_OUTPUT,
@@ -34,6 +33,7 @@ from tersify.bundle import (
     file_sha256,
 )
 from tersify.errors import ExportError
+from tersify.export import publish
 from tersify.settings import DEFAULT_RANKER, Settings
 
 GRAPH_FILE = "ranker.onnx"
@@ -134,10 +134,7 @@ def export_ranker(
             },
             kind=RANKER_KIND,
         )
-        (staging / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        publish(staging, target, manifest)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
