@@ -79,8 +79,9 @@ mutate: $(VENV)/.test-extras
 	$(BIN)/python tests/mutate.py
 
 lint: $(VENV)/.test-extras
-	$(BIN)/ruff check compressor client export service cli integrations tests perf
+	$(BIN)/ruff check compressor engines client triton_serving export service cli integrations model_repository tests perf
 	$(BIN)/mypy -p tersify
+	$(BIN)/lint-imports
 	$(BIN)/hadolint deploy/*.Dockerfile
 
 bench: scorer

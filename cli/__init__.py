@@ -100,7 +100,7 @@ def _export(args: argparse.Namespace) -> int:
     )
     if args.triton_repo:
         from tersify.client import Bundle
-        from tersify.client.triton_config import write_repository
+        from tersify.triton.config import write_repository
 
         write_repository(Path(args.triton_repo), bundle=Bundle.open(folder))
         say(f"model files placed in {args.triton_repo}")

@@ -42,7 +42,7 @@ def _run_dir(args: argparse.Namespace) -> Path:
 def triton_start(args: argparse.Namespace) -> int:
     """Start a local tritonserver serving an exported scorer; print its state."""
     from tersify.client import Bundle, resolve_scorer_folder
-    from tersify.client import triton_server as server
+    from tersify.triton import server
 
     bundle = Bundle.open(resolve_scorer_folder(args.scorer, Settings.from_env()))
     ranker = _ranker(args)
@@ -74,7 +74,7 @@ def triton_start(args: argparse.Namespace) -> int:
 
 def triton_stop(args: argparse.Namespace) -> int:
     """Stop the recorded tritonserver (SIGTERM by pid) and clean /dev/shm."""
-    from tersify.client import triton_server as server
+    from tersify.triton import server
 
     stopped = server.stop(_run_dir(args))
     sys.stdout.write("stopped\n" if stopped else "not running\n")
@@ -83,7 +83,7 @@ def triton_stop(args: argparse.Namespace) -> int:
 
 def triton_status(args: argparse.Namespace) -> int:
     """Print whether the recorded tritonserver is ready; exit 1 when it is not."""
-    from tersify.client import triton_server as server
+    from tersify.triton import server
 
     state = server.read_state(_run_dir(args))
     ready = state is not None and server.is_ready(state)
@@ -98,7 +98,7 @@ def triton_status(args: argparse.Namespace) -> int:
 def triton_repo(args: argparse.Namespace) -> int:
     """Write the model repository's configuration (both forms)."""
     from tersify.client import Bundle, resolve_scorer_folder
-    from tersify.client.triton_config import write_repository
+    from tersify.triton.config import write_repository
 
     bundle = ranker = None
     if args.scorer:

@@ -85,9 +85,9 @@ def open_scorer(
     bundle = Bundle.open(resolve_scorer_folder(spec, settings))
     chosen = variant or default_variant(bundle, providers)
     if chosen in _OPENVINO:
-        from tersify.client.openvino import OpenVinoScorer  # needs [openvino]
+        from tersify.engines.openvino import OpenVinoScorer  # needs [openvino]
 
         return OpenVinoScorer(bundle, variant=chosen)
-    from tersify.client.onnx import OnnxScorer  # onnxruntime loads only when needed
+    from tersify.engines.onnx import OnnxScorer  # onnxruntime loads only when needed
 
     return OnnxScorer(bundle, variant=chosen, providers=providers)

@@ -1,4 +1,4 @@
-"""The embedded ranker: an exported sentence-embedding graph run in-process by onnxruntime.
+"""The ranker's door: the embedded ONNX ranker or Triton's ``tersify_ranker``, by name.
 
 >>> from tersify.client.ranker import open_ranker
 >>> ranker = open_ranker()  # doctest: +SKIP
@@ -9,121 +9,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-from tokenizers import Tokenizer
-
-from tersify.bundle import RANKER_INPUTS, RANKER_KIND, RANKER_OUTPUT, Bundle
-from tersify.errors import ScorerError, ScorerUnavailableError
-from tersify.limits import check_deadline
-from tersify.scoring import FloatArray, IntArray, Ranker
+from tersify.bundle import Bundle
+from tersify.engines.ranker import OnnxRanker
+from tersify.errors import ScorerUnavailableError
+from tersify.scoring import Ranker
 from tersify.settings import Settings
-
-# Tokens per onnxruntime run, texts sorted by length so that padding stays small: small
-# batches stay in cache (all-MiniLM-L6-v2, 2 cores: 512 tokens 0.58 s a request, 4096 0.99 s).
-BATCH_TOKENS = 512
-
-
-class RankerTokenizer:
-    """BERT-style tokenization of an exported ranker: truncated ids and their masks."""
-
-    def __init__(self, bundle: Bundle) -> None:
-        if bundle.manifest.kind != RANKER_KIND:
-            raise ScorerUnavailableError(
-                f"{bundle.folder} holds a {bundle.manifest.kind}, not a ranker; export one "
-                "with `tersify export --model all-minilm-l6-v2`"
-            )
-        try:
-            self._tokenizer = Tokenizer.from_file(str(bundle.tokenizer_path))
-        except Exception as exc:  # tokenizers raises its own exception type
-            raise ScorerUnavailableError(
-                f"cannot read {bundle.tokenizer_path}: {exc}; export the ranker again"
-            ) from exc
-        self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(bundle.manifest.max_positions)
-        self.pad_id = int(bundle.manifest.verification.get("pad_token_id", 0))
-
-    def encode(self, texts: Sequence[str]) -> list[IntArray]:
-        """Each text's ids, special tokens included, cut to the model's length."""
-        return [
-            np.asarray(e.ids, dtype=np.int64)
-            for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
-        ]
-
-    def batches(self, texts: Sequence[str]) -> list[tuple[list[int], IntArray, IntArray]]:
-        """(indices, ids, mask) batches, longest texts first, each padded to its longest."""
-        encoded = self.encode(texts)
-        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
-        out: list[tuple[list[int], IntArray, IntArray]] = []
-        group: list[int] = []
-        for index in order:
-            if group and len(encoded[group[0]]) * (len(group) + 1) > BATCH_TOKENS:
-                out.append(_padded(group, encoded, self.pad_id))
-                group = []
-            group.append(index)
-        if group:
-            out.append(_padded(group, encoded, self.pad_id))
-        return out
-
-
-def _padded(
-    group: list[int], encoded: list[IntArray], pad_id: int
-) -> tuple[list[int], IntArray, IntArray]:
-    width = max(len(encoded[i]) for i in group)
-    ids = np.full((len(group), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(group), width), dtype=np.int64)
-    for row, index in enumerate(group):
-        ids[row, : len(encoded[index])] = encoded[index]
-        mask[row, : len(encoded[index])] = 1
-    return group, ids, mask
-
-
-class OnnxRanker:
-    """Embeds texts with an exported ranker in-process (onnxruntime, CPU)."""
-
-    def __init__(self, bundle: Bundle, *, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        self._bundle = bundle
-        self._tokenizer = RankerTokenizer(bundle)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        try:
-            self._session = ort.InferenceSession(
-                str(bundle.model_path("fp32")),
-                sess_options=options,
-                providers=["CPUExecutionProvider"],
-            )
-        except Exception as exc:  # onnxruntime raises its own base types
-            raise ScorerUnavailableError(
-                f"cannot load the ranker in {bundle.folder}: {exc}; export it again"
-            ) from exc
-
-    @property
-    def name(self) -> str:
-        """The exported model's name."""
-        return self._bundle.manifest.name
-
-    def embed(self, texts: Sequence[str]) -> FloatArray:
-        """One L2-normalised embedding per text, ``[len(texts), dim]``."""
-        dimension = int(self._bundle.manifest.verification.get("dimension", 0))
-        result = np.zeros((len(texts), dimension), dtype=np.float32)
-        for indices, ids, mask in self._tokenizer.batches(texts):
-            check_deadline()
-            try:
-                (out,) = self._session.run(
-                    [RANKER_OUTPUT], {RANKER_INPUTS[0]: ids, RANKER_INPUTS[1]: mask}
-                )
-            except Exception as exc:  # onnxruntime's errors have no common public base
-                raise ScorerError(f"the ranker failed on a {list(ids.shape)} batch: {exc}") from exc
-            if result.shape[1] != out.shape[1]:
-                result = np.zeros((len(texts), out.shape[1]), dtype=np.float32)
-            result[indices] = out
-        return result
 
 
 def resolve_ranker_folder(spec: str | os.PathLike[str] | None, settings: Settings) -> Path:

@@ -27,8 +27,8 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 
 from tersify.bundle import INPUT_NAME, OUTPUT_NAME, Bundle
-from tersify.client.tokenizer import BundleScorerBase
-from tersify.client.triton_config import MODEL_NAME, Batching
+from tersify.client.triton_models import MODEL_NAME, Batching
+from tersify.engines.tokenizer import BundleScorerBase
 from tersify.errors import (
     BadRequestError,
     ScorerError,

@@ -23,8 +23,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from tersify.bundle import Bundle
-from tersify.client.tokenizer import BundleScorerBase
 from tersify.client.triton import RetryPolicy, TritonScorer, TritonTarget
+from tersify.engines.tokenizer import BundleScorerBase
 from tersify.errors import BadRequestError, ScorerTimeoutError, ScorerUnavailableError
 from tersify.scoring import FloatArray, IntArray
 

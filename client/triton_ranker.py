@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from tersify.bundle import RANKER_INPUTS, RANKER_OUTPUT, Bundle
-from tersify.client.ranker import RankerTokenizer
 from tersify.client.triton import RetryPolicy, TritonCalls, TritonTarget, connect  # [triton]
-from tersify.client.triton_config import RANKER_BATCHING, RANKER_MODEL, ranker_requests
+from tersify.client.triton_models import RANKER_BATCHING, RANKER_MODEL, ranker_requests
+from tersify.engines.ranker import RankerTokenizer
 from tersify.errors import BadRequestError, ScorerError
 from tersify.limits import check_deadline
 from tersify.scoring import FloatArray, IntArray

@@ -11,7 +11,9 @@ FROM python:3.11.11-slim-bookworm AS wheel
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY compressor compressor
+COPY engines engines
 COPY client client
+COPY triton_serving triton_serving
 COPY export export
 COPY service service
 COPY cli cli

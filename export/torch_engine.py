@@ -2,7 +2,7 @@
 
 Two files: the model's configuration (``config.json``) and its weights in fp32
 (``model.safetensors``, tied weights stored once). The engine
-(``tersify.client.torch_engine``) casts them to bf16 or fp16 on a GPU. After writing,
+(``tersify.engines.torch_engine``) casts them to bf16 or fp16 on a GPU. After writing,
 the files are read back with transformers and scored: they must agree with the ONNX graph
 within the export's tolerance, or the export fails.
 """

@@ -23,7 +23,7 @@ import numpy as np
 from tersify import Compressor
 from tersify.bundle import Bundle
 from tersify.client import default_variant, open_scorer, resolve_scorer_folder
-from tersify.client.torch_engine import EngineOptions, TorchEngine
+from tersify.engines.torch_engine import EngineOptions, TorchEngine
 from tersify.scoring import FloatArray, IntArray, Scorer, Tokenized
 from tersify.settings import Settings
 

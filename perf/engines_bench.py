@@ -58,7 +58,7 @@ def open_engine(scorer: str, engine: str) -> Any:
 
     variant, _, precision = engine.partition(":")
     if variant.startswith("openvino"):
-        from tersify.client.openvino import OpenVinoScorer
+        from tersify.engines.openvino import OpenVinoScorer
 
         bundle = Bundle.open(resolve_scorer_folder(scorer, Settings.from_env()))
         return OpenVinoScorer(bundle, variant=variant, precision=precision or "f32")

@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tersify.client.triton_server import free_port
+from tersify.triton.server import free_port
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from tersify.client import Bundle, resolve_scorer_folder
-from tersify.client import triton_server as server
 from tersify.settings import Settings
+from tersify.triton import server
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"

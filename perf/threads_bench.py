@@ -31,10 +31,10 @@ SEED = ROOT / "examples" / "seed_request.json"
 
 def _scorer(bundle: Bundle, engine: str, threads: int | None) -> Any:
     if engine.startswith("openvino"):
-        from tersify.client.openvino import OpenVinoScorer
+        from tersify.engines.openvino import OpenVinoScorer
 
         return OpenVinoScorer(bundle, variant=engine, threads=threads)
-    from tersify.client.onnx import OnnxScorer
+    from tersify.engines.onnx import OnnxScorer
 
     return OnnxScorer(bundle, variant=engine, threads=threads)
 

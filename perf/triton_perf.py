@@ -32,12 +32,12 @@ import tritonclient.grpc as grpcclient
 
 from tersify import Compressor
 from tersify.client import Bundle, open_scorer, resolve_scorer_folder
-from tersify.client import triton_server as server
-from tersify.client.compress_config import COMPRESS_MODEL, CompressConfig
-from tersify.client.tokenizer import BundleTokenizer
-from tersify.client.triton_config import MODEL_NAME
+from tersify.client.triton_models import MODEL_NAME
+from tersify.engines.tokenizer import BundleTokenizer
 from tersify.request import CompressRequest, compress
 from tersify.settings import Settings
+from tersify.triton import server
+from tersify.triton.compress_config import COMPRESS_MODEL, CompressConfig
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"

@@ -10,7 +10,7 @@ import pytest
 
 from tersify import BadRequestError, Compressor, PromptCompressor
 from tersify.client.triton import RetryPolicy
-from tersify.client.triton_config import Batching
+from tersify.client.triton_models import Batching
 from tersify.errors import CancelledError, ExportError, InternalError, UnsupportedOptionError
 from tersify.limits import Deadline
 from tersify.tokens import TokenFilter, unit_scores
@@ -97,7 +97,7 @@ class _CancelOnCheck(Deadline):
 
 def test_a_cancelled_request_stops_within_one_onnx_batch(tiny_scorer_dir: Path) -> None:
     from tersify.bundle import Bundle
-    from tersify.client.onnx import OnnxScorer
+    from tersify.engines.onnx import OnnxScorer
 
     scorer = OnnxScorer(Bundle.open(tiny_scorer_dir), batch_tokens=64)
     text = sample_text("english", 6000, 5)

@@ -110,7 +110,7 @@ def test_gemma_ships_a_checked_shortlist() -> None:
 def test_seed_through_triton_matches_embedded(
     default_compressor: Compressor, seed_request: dict, tmp_path: Path
 ) -> None:
-    from tersify.client import triton_server as server
+    from tersify.triton import server
 
     folder = Settings.from_env().scorer_folder("gemma-3-270m")
     state = server.start(Bundle.open(folder), tmp_path)

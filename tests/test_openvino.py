@@ -12,8 +12,8 @@ pytest.importorskip("torch")
 
 from tersify import Compressor
 from tersify.bundle import Bundle
-from tersify.client.onnx import OnnxScorer
-from tersify.client.openvino import OpenVinoScorer
+from tersify.engines.onnx import OnnxScorer
+from tersify.engines.openvino import OpenVinoScorer
 from tersify.errors import ExportError, ScorerUnavailableError
 from tersify.export import openvino as ov_variant
 

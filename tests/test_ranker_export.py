@@ -10,7 +10,8 @@ import pytest
 
 from tersify import Compressor
 from tersify.bundle import MANIFEST_FILE, RANKER_KIND, Bundle
-from tersify.client.ranker import OnnxRanker, open_ranker
+from tersify.client.ranker import open_ranker
+from tersify.engines.ranker import OnnxRanker
 from tersify.errors import ScorerUnavailableError
 from tersify.export.ranker import export_ranker, is_ranker
 from tersify.settings import Settings

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tersify.client.triton_server import free_port
+from tersify.triton.server import free_port
 
 from texts import sample_text
 

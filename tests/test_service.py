@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 
 from tersify import Budget, Compressor
 from tersify.client import Bundle
-from tersify.client import triton_server as server
 from tersify.request import request_schema
 from tersify.service import create_app
+from tersify.triton import server
 
 from answers import check_answer, check_seed_answer
 from texts import sample_text

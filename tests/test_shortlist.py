@@ -14,7 +14,7 @@ import torch
 from tersify import Compressor
 from tersify.bundle import Bundle
 from tersify.client import default_variant, open_scorer
-from tersify.client.onnx import OnnxScorer
+from tersify.engines.onnx import OnnxScorer
 from tersify.errors import ExportError
 from tersify.export import shortlist as variant
 
@@ -122,7 +122,7 @@ def test_the_graph_gives_what_the_torch_head_gives(
 
 def test_openvino_runs_the_same_graph_where_installed(shortlist_dir: Path) -> None:
     pytest.importorskip("openvino")
-    from tersify.client.openvino import OpenVinoScorer
+    from tersify.engines.openvino import OpenVinoScorer
 
     bundle = Bundle.open(shortlist_dir)
     assert bundle.manifest.model_files[variant.OPENVINO_VARIANT] == variant.GRAPH_FILE
@@ -142,7 +142,7 @@ def test_openvino_scores_from_many_threads_at_once(shortlist_dir: Path) -> None:
     pytest.importorskip("openvino")
     from concurrent.futures import ThreadPoolExecutor
 
-    from tersify.client.openvino import OpenVinoScorer
+    from tersify.engines.openvino import OpenVinoScorer
 
     scorer = OpenVinoScorer(Bundle.open(shortlist_dir), variant=variant.OPENVINO_VARIANT)
     rng = np.random.default_rng(5)
@@ -163,7 +163,7 @@ def test_compressing_with_the_shortlist_lands_on_the_budget(shortlist_dir: Path)
 
 def test_the_torch_engine_sums_what_the_graph_sums(shortlist_dir: Path) -> None:
     """The CUDA engine's shortlist head, run in fp32 on the CPU, gives the graph's log-probs."""
-    from tersify.client.torch_engine import SHORTLIST_FILE, EngineOptions, TorchEngine
+    from tersify.engines.torch_engine import SHORTLIST_FILE, EngineOptions, TorchEngine
 
     assert SHORTLIST_FILE == variant.IDS_FILE
     bundle = Bundle.open(shortlist_dir)
@@ -200,7 +200,7 @@ def test_the_torch_engine_sums_what_the_graph_sums(shortlist_dir: Path) -> None:
 def test_the_torch_engine_in_bf16_rounds_target_and_sum_alike(shortlist_dir: Path) -> None:
     """On a GPU the head's products are bf16: the next token's logit must come from the same
     product as the sum it is divided by, or a confident token's log p rises above 0."""
-    from tersify.client.torch_engine import EngineOptions, TorchEngine
+    from tersify.engines.torch_engine import EngineOptions, TorchEngine
 
     half = TorchEngine.load(shortlist_dir, EngineOptions(device="cpu", dtype="bfloat16"))
     with torch.no_grad():  # large logits: a bf16 step is 0.06-0.25 there
@@ -217,8 +217,8 @@ def test_the_torch_engine_in_bf16_rounds_target_and_sum_alike(shortlist_dir: Pat
 def test_the_python_form_links_the_shortlist_and_never_a_stale_one(
     shortlist_dir: Path, tiny_scorer_dir: Path, tmp_path: Path
 ) -> None:
-    from tersify.client.torch_engine import SHORTLIST_FILE
-    from tersify.client.triton_config import ScorerConfig, write_model
+    from tersify.engines.torch_engine import SHORTLIST_FILE
+    from tersify.triton.config import ScorerConfig, write_model
 
     config = ScorerConfig(form="python")
     folder = tmp_path / "tersify_scorer"
@@ -232,7 +232,7 @@ def test_the_python_form_links_the_shortlist_and_never_a_stale_one(
 def test_the_torch_engine_asked_for_a_missing_shortlist_says_how_to_fix(
     tiny_scorer_dir: Path,
 ) -> None:
-    from tersify.client.torch_engine import EngineOptions, TorchEngine
+    from tersify.engines.torch_engine import EngineOptions, TorchEngine
     from tersify.errors import ScorerUnavailableError
 
     assert TorchEngine.load(tiny_scorer_dir, EngineOptions(device="cpu")).head == "full"

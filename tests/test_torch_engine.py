@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("torch")
 
 from tersify.bundle import Bundle
-from tersify.client.onnx import OnnxScorer
-from tersify.client.torch_engine import (
+from tersify.engines.onnx import OnnxScorer
+from tersify.engines.torch_engine import (
     ENGINE_FILES,
     VARIANT,
     EngineOptions,
@@ -108,9 +108,9 @@ def test_a_failing_compile_leaves_the_engine_eager(
 def test_triton_serves_the_compiled_engine(tiny_scorer_dir: Path, tmp_path: Path) -> None:
     """The python backend's stub opens files as ASCII unless the backend sets the locale:
     torch.compile's UTF-8 templates then fail to load. Served compiled, scores agree."""
-    from tersify.client import triton_server as server
     from tersify.client.triton import TritonScorer, TritonTarget
-    from tersify.client.triton_config import ScorerConfig
+    from tersify.triton import server
+    from tersify.triton.config import ScorerConfig
 
     config = ScorerConfig(form="python", engine="torch", engine_compile=True, cuda_graphs=False)
     state = server.start(Bundle.open(tiny_scorer_dir), tmp_path, scorer=config)

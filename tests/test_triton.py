@@ -18,10 +18,10 @@ import tritonclient.grpc as grpcclient
 
 from tersify import Compressor, ScorerTimeoutError, ScorerUnavailableError, TokenFilter
 from tersify.client import Bundle
-from tersify.client import triton_server as server
 from tersify.client.triton import AsyncTritonScorer, RetryPolicy, TritonScorer, TritonTarget
 from tersify.errors import DeadlineExceededError
 from tersify.limits import Deadline
+from tersify.triton import server
 
 from answers import check_properties
 from texts import sample_text

@@ -20,9 +20,9 @@ from tritonclient.utils import InferenceServerException
 from tersify import BadRequestError, ScorerUnavailableError
 from tersify.cli import main, remote
 from tersify.client import Bundle
-from tersify.client import triton_server as server
-from tersify.client.compress_config import (
-    COMPRESS_BACKEND_FILE,
+from tersify.triton import server
+from tersify.triton.backends import model_file
+from tersify.triton.compress_config import (
     COMPRESS_MODEL,
     DEFAULT_CACHE_BYTES,
     CompressConfig,
@@ -160,7 +160,7 @@ def test_committed_configuration_is_the_generator_s() -> None:
     for form in ("onnxruntime", "python"):
         folder = ROOT / "model_repository" / form / COMPRESS_MODEL
         assert (folder / "config.pbtxt").read_text() == CompressConfig(form=form).render()
-        assert (folder / "1" / "model.py").read_text() == COMPRESS_BACKEND_FILE.read_text(), (
+        assert (folder / "1" / "model.py").read_text() == model_file(COMPRESS_MODEL), (
             "regenerate it: tersify triton repo"
         )
         config = text_format.Parse(

@@ -8,8 +8,8 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from tersify.client.triton_config import BACKEND_FILE, FORMS, ScorerConfig, write_repository
 from tersify.errors import BadRequestError
+from tersify.triton.config import FORMS, ScorerConfig, write_repository
 
 ROOT = Path(__file__).resolve().parent.parent
 REPO = ROOT / "model_repository"
@@ -25,9 +25,17 @@ def test_committed_repository_matches_the_generator(tmp_path: Path) -> None:
         assert committed.read_text() == written.read_text(), (
             f"regenerate {committed}: tersify triton repo"
         )
-    assert (
-        REPO / "python" / "tersify_scorer" / "1" / "model.py"
-    ).read_text() == BACKEND_FILE.read_text()
+
+
+def test_model_files_are_a_few_lines_that_import_the_installed_backend() -> None:
+    files = sorted(REPO.rglob("*.py"))
+    assert len(files) == 4, files  # scorer, ranker, compress (python form); compress (onnxruntime)
+    for path in files:
+        lines = path.read_text().splitlines()
+        assert len(lines) <= 20, f"{path}: {len(lines)} lines; the backend belongs in the package"
+        model = path.parent.parent.name
+        module = model.removeprefix("tersify_")
+        assert lines[-1] == f"from tersify.triton.backends.{module} import TritonPythonModel"
 
 
 def test_both_forms_parse_and_agree() -> None:
@@ -86,7 +94,7 @@ def test_onnxruntime_form_runs_tensorrt_fp16_with_cache_graphs_and_a_profile_per
 
 
 def test_python_form_carries_the_cuda_engine_settings() -> None:
-    from tersify.client.torch_engine import EngineOptions
+    from tersify.engines.torch_engine import EngineOptions
 
     config = _parse(REPO / "python" / "tersify_scorer" / "config.pbtxt")
     parameters = {k: v.string_value for k, v in config.parameters.items()}

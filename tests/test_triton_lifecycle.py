@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tersify.bundle import Bundle
-from tersify.client import triton_server as server
 from tersify.errors import ScorerUnavailableError
+from tersify.triton import server
 
 SHM = Path("/dev/shm")
 

@@ -13,9 +13,9 @@ import pytest
 
 from tersify import Compressor, ScorerUnavailableError
 from tersify.client import Bundle, open_scorer
-from tersify.client import triton_server as server
 from tersify.client.triton import TritonTarget
 from tersify.client.triton_pool import PoolPolicy, TritonPoolScorer, is_pool_url, pool_targets
+from tersify.triton import server
 
 from texts import sample_text
 

@@ -19,20 +19,16 @@ from tritonclient.utils import InferenceServerException
 from tersify import BadRequestError, Compressor, ScorerUnavailableError
 from tersify.cli import main
 from tersify.client import Bundle
-from tersify.client import triton_server as server
-from tersify.client.compress_config import COMPRESS_MODEL, CompressConfig
-from tersify.client.ranker import OnnxRanker, RankerTokenizer, open_ranker
+from tersify.client.ranker import open_ranker
 from tersify.client.triton import RetryPolicy
-from tersify.client.triton_config import (
-    RANKER_BACKEND_FILE,
-    RANKER_BATCHING,
-    RANKER_MODEL,
-    RankerConfig,
-    ranker_requests,
-    write_repository,
-)
+from tersify.client.triton_models import RANKER_BATCHING, RANKER_MODEL, ranker_requests
 from tersify.client.triton_ranker import TritonRanker, ranker_target
+from tersify.engines.ranker import OnnxRanker, RankerTokenizer
 from tersify.settings import Settings
+from tersify.triton import server
+from tersify.triton.backends import model_file
+from tersify.triton.compress_config import COMPRESS_MODEL, CompressConfig
+from tersify.triton.config import RankerConfig, write_repository
 
 from answers import check_properties
 from texts import sample_text
@@ -54,7 +50,7 @@ def _documents(gold: int, n: int = 6) -> list[str]:
 
 
 def test_docstring_examples() -> None:
-    for name in ("tersify.client.triton_ranker", "tersify.client.triton_config"):
+    for name in ("tersify.client.triton_ranker", "tersify.client.triton_models"):
         result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0 and result.failed == 0, name
 
@@ -125,8 +121,8 @@ def test_ranker_config_in_both_forms() -> None:
     profiles = trt["trt_profile_max_shapes"].split(",")
     assert len(profiles) == 2 * len(RANKER_BATCHING.padded_lengths)
     assert "input_ids:64x256" in profiles and "attention_mask:64x256" in profiles
-    assert (REPO / "python" / RANKER_MODEL / "1" / "model.py").read_text() == (
-        RANKER_BACKEND_FILE.read_text()
+    assert (REPO / "python" / RANKER_MODEL / "1" / "model.py").read_text() == model_file(
+        RANKER_MODEL
     )
     assert RankerConfig(form="onnxruntime", tensorrt_fp16=False).render().count("tensorrt") == 0
 

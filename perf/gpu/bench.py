@@ -60,7 +60,7 @@ def build_scorer(kit: Path, work: Path, cpu: bool) -> tuple[Path, str]:
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from tersify.bundle import MANIFEST_FILE, Manifest, file_sha256
-    from tersify.client.torch_engine import SHORTLIST_FILE
+    from tersify.engines.torch_engine import SHORTLIST_FILE
     from tersify.export.torch_engine import VARIANT, write_engine
 
     folder = work / ("scorer-cpu" if cpu else "scorer")
@@ -121,7 +121,8 @@ class Server:
         compile: bool = False,
     ) -> None:
         from tersify.bundle import Bundle
-        from tersify.client.triton_config import Batching, ScorerConfig, write_model
+        from tersify.client.triton_models import Batching
+        from tersify.triton.config import ScorerConfig, write_model
 
         self.work = work
         repo = work / "repository"
@@ -355,7 +356,7 @@ def eager_lower_bound(scorer: Path, ids: list[int], cpu: bool, repeat: int) -> d
     """One eager forward over the whole prompt, log-probs gathered on the device."""
     import torch
 
-    from tersify.client.torch_engine import EngineOptions, TorchEngine
+    from tersify.engines.torch_engine import EngineOptions, TorchEngine
 
     plain = EngineOptions(device="cpu" if cpu else "auto", log_softmax="torch", head="full")
     engine = TorchEngine.load(scorer, plain)
@@ -374,7 +375,7 @@ def engine_alone(scorer: Path, ids: list[int], cpu: bool, repeat: int) -> dict[s
     import numpy as np
     import torch
 
-    from tersify.client.torch_engine import SHORTLIST_FILE, EngineOptions, TorchEngine
+    from tersify.engines.torch_engine import SHORTLIST_FILE, EngineOptions, TorchEngine
 
     device = "cpu" if cpu else "auto"
     model = TorchEngine.load(scorer, EngineOptions(device=device, head="full")).model
@@ -612,7 +613,7 @@ def table(report: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    from tersify.client.torch_engine import SHORTLIST_FILE
+    from tersify.engines.torch_engine import SHORTLIST_FILE
 
     started = time.monotonic()
     kit, work = Path(args.kit).resolve(), Path(args.work).resolve()

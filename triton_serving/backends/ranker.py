@@ -1,6 +1,6 @@
 """Triton python-backend model ``tersify_ranker``: sentence embeddings with onnxruntime.
 
-Copied into the model repository by ``tersify triton repo``; never imported by tersify.
+Imported by the model folder's ``model.py`` (:mod:`tersify.triton.backends`).
 The version directory holds ``manifest.json`` and ``ranker.onnx`` beside this file
 (``tersify export``'s ranker folder). ``input_ids`` and ``attention_mask`` INT64
 ``[batch, seq]`` in (tokenized and padded by the caller), ``embeddings`` FP32
@@ -14,23 +14,15 @@ from __future__ import annotations
 
 import json
 import os
-import site
-import sys
 from pathlib import Path
 from typing import Any
 
-# The backend stub does not put PYTHONPATH on sys.path; the launcher passes the
-# environment that has numpy and onnxruntime.
-for _entry in os.environ.get("TERSIFY_SITE_PACKAGES", "").split(os.pathsep):
-    if _entry and _entry not in sys.path:
-        site.addsitedir(_entry)
-
-import numpy as np  # noqa: E402 - after the path is set
-import triton_python_backend_utils as pb_utils  # noqa: E402
+import numpy as np
+import triton_python_backend_utils as pb_utils
 
 INPUTS = ("input_ids", "attention_mask")
 OUTPUT = "embeddings"
-# Tokens per onnxruntime run: small runs stay in cache (tersify.client.ranker's BATCH_TOKENS).
+# Tokens per onnxruntime run: small runs stay in cache (tersify.engines.ranker's BATCH_TOKENS).
 TOKENS_PER_RUN = 512
 
 

@@ -28,64 +28,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-
 from tersify.bundle import INPUT_NAME, OUTPUT_NAME, RANKER_INPUTS, RANKER_OUTPUT, Bundle
-from tersify.client.torch_engine import CONFIG_FILE as TORCH_CONFIG
-from tersify.client.torch_engine import SHORTLIST_FILE as TORCH_SHORTLIST
-from tersify.client.torch_engine import VARIANT as TORCH_VARIANT
+from tersify.client.triton_models import MODEL_NAME, RANKER_BATCHING, RANKER_MODEL, Batching
+from tersify.engines.torch_engine import CONFIG_FILE as TORCH_CONFIG
+from tersify.engines.torch_engine import SHORTLIST_FILE as TORCH_SHORTLIST
+from tersify.engines.torch_engine import VARIANT as TORCH_VARIANT
 from tersify.errors import BadRequestError
-from tersify.scoring import IntArray
-from tersify.validate import non_negative_int, positive_int
+from tersify.triton.backends import model_file
 
-MODEL_NAME = "tersify_scorer"
-RANKER_MODEL = "tersify_ranker"
 FORMS = ("onnxruntime", "python")
 Form = Literal["onnxruntime", "python"]
-BACKEND_FILE = Path(__file__).with_name("triton_backend.py")
-RANKER_BACKEND_FILE = Path(__file__).with_name("ranker_backend.py")
 # What ``tersify export`` names the ranker's graph (the onnxruntime form loads it by name).
 RANKER_FILE = "ranker.onnx"
-
-
-@dataclass(frozen=True)
-class Batching:
-    """Dynamic batching: requests of one padded length are merged up to ``max_batch_size``."""
-
-    max_batch_size: int = 16
-    preferred_batch_sizes: tuple[int, ...] = (4, 8, 16)
-    # How long a lone request waits for others: 100 us gave the lowest latency at
-    # concurrency 1 on an H100, and Triton still merged 14 requests at concurrency 32.
-    max_queue_delay_us: int = 100
-    # Windows are padded to these lengths so that requests from many callers match.
-    padded_lengths: tuple[int, ...] = (64, 128, 256, 512)
-    warmup_length: int = 128
-
-    def __post_init__(self) -> None:
-        positive_int("max_batch_size", self.max_batch_size)
-        non_negative_int("max_queue_delay_us", self.max_queue_delay_us)
-        positive_int("warmup_length", self.warmup_length)
-        for name in ("preferred_batch_sizes", "padded_lengths"):
-            values = getattr(self, name)
-            if not values or list(values) != sorted(set(values)):
-                raise BadRequestError(f"{name}={values!r} must be increasing and not empty")
-            for value in values:
-                positive_int(name, value)
-        if self.preferred_batch_sizes[-1] > self.max_batch_size:
-            raise BadRequestError(
-                f"preferred_batch_sizes {self.preferred_batch_sizes} go past "
-                f"max_batch_size={self.max_batch_size}"
-            )
-
-
-# The ranker reads at most 256 tokens (all-MiniLM-L6-v2); a question-aware request embeds
-# the question and every sentence of its documents (hundreds of short texts) in one call.
-RANKER_BATCHING = Batching(
-    max_batch_size=64,
-    preferred_batch_sizes=(16, 32, 64),
-    padded_lengths=(32, 64, 128, 256),
-    warmup_length=64,
-)
 
 
 @dataclass(frozen=True)
@@ -167,10 +121,6 @@ class ScorerConfig:
             trt_cache_path=self.trt_cache_path,
         )
 
-    @property
-    def backend_file(self) -> Path:
-        """The python form's ``model.py``."""
-        return BACKEND_FILE
 
 
 @dataclass(frozen=True)
@@ -224,10 +174,6 @@ class RankerConfig:
             model_file=RANKER_FILE if self.form == "onnxruntime" else None,
         )
 
-    @property
-    def backend_file(self) -> Path:
-        """The python form's ``model.py``."""
-        return RANKER_BACKEND_FILE
 
 
 def _render(
@@ -304,38 +250,6 @@ def _render(
     return "\n".join(lines) + "\n"
 
 
-def ranker_requests(
-    encoded: Sequence[IntArray], *, lengths: Sequence[int], max_batch: int, pad_id: int
-) -> list[tuple[list[int], IntArray, IntArray]]:
-    """Tokenized texts as ranker requests: ``(indices, ids, mask)``, ``[rows, length]`` each.
-
-    Each text is right-padded to the first of ``lengths`` that holds it (its own length past
-    the last), texts of one length go together, at most ``max_batch`` rows a request, so
-    that requests from many callers have the shapes the dynamic batcher merges.
-
-    >>> reqs = ranker_requests([np.arange(5), np.arange(40), np.arange(3)],
-    ...                        lengths=(32, 64), max_batch=16, pad_id=0)
-    >>> [(indices, ids.shape) for indices, ids, _ in reqs]
-    [([0, 2], (2, 32)), ([1], (1, 64))]
-    """
-    groups: dict[int, list[int]] = {}
-    for index, ids in enumerate(encoded):
-        length = next((n for n in sorted(lengths) if n >= len(ids)), max(1, len(ids)))
-        groups.setdefault(length, []).append(index)
-    out = []
-    for length in sorted(groups):
-        members = groups[length]
-        for start in range(0, len(members), max_batch):
-            part = members[start : start + max_batch]
-            ids = np.full((len(part), length), pad_id, dtype=np.int64)
-            mask = np.zeros((len(part), length), dtype=np.int64)
-            for row, index in enumerate(part):
-                ids[row, : len(encoded[index])] = encoded[index]
-                mask[row, : len(encoded[index])] = 1
-            out.append((part, ids, mask))
-    return out
-
-
 def write_model(
     config: ScorerConfig | RankerConfig,
     folder: Path,
@@ -355,7 +269,7 @@ def write_model(
     written[0].write_text(config.render(), encoding="utf-8")
     if config.form == "python":
         written.append(version_dir / "model.py")
-        written[-1].write_text(config.backend_file.read_text(encoding="utf-8"), encoding="utf-8")
+        written[-1].write_text(model_file(config.name), encoding="utf-8")
     if bundle is not None:
         files = _ranker_files if isinstance(config, RankerConfig) else _scorer_files
         written += _place(files(bundle), version_dir, symlink=symlink)
@@ -364,7 +278,7 @@ def write_model(
 
 def _scorer_files(bundle: Bundle) -> list[Path]:
     sources = [bundle.folder / "manifest.json"]
-    # The PyTorch engine's files (tersify.client.torch_engine) go beside the ONNX file.
+    # The PyTorch engine's files (tersify.engines.torch_engine) go beside the ONNX file.
     for variant in ("fp32", "shortlist", TORCH_VARIANT):
         if variant in bundle.manifest.model_files:
             model = bundle.model_path(variant)
@@ -439,7 +353,7 @@ def _write_compress(
     form: Form, out: Path, bundle: Bundle | None, ranker: Bundle | None
 ) -> list[Path]:
     """The ``tersify_compress`` model beside the scorer (``compress_config``)."""
-    from tersify.client.compress_config import CompressConfig, write_compress_model
+    from tersify.triton.compress_config import CompressConfig, write_compress_model
 
     config = CompressConfig(
         form=form,

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from tersify.bundle import Bundle
-from tersify.client.onnx import LOGITS_BUDGET_BYTES, MIN_BATCH_TOKENS, length_batches
-from tersify.client.tokenizer import BundleScorerBase
+from tersify.engines.onnx import LOGITS_BUDGET_BYTES, MIN_BATCH_TOKENS, length_batches
+from tersify.engines.tokenizer import BundleScorerBase
 from tersify.errors import BadRequestError, ScorerError, ScorerUnavailableError
 from tersify.limits import check_deadline
 from tersify.scoring import FloatArray, IntArray

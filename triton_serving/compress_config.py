@@ -19,19 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tersify.client.triton_config import (
-    MODEL_NAME,
-    RANKER_BATCHING,
-    RANKER_MODEL,
-    Batching,
-    Form,
-)
+from tersify.client.triton_models import MODEL_NAME, RANKER_BATCHING, RANKER_MODEL, Batching
 from tersify.errors import BadRequestError
 from tersify.limits import Limits
+from tersify.triton.backends import model_file
+from tersify.triton.config import Form
 from tersify.validate import non_negative_int
 
 COMPRESS_MODEL = "tersify_compress"
-COMPRESS_BACKEND_FILE = Path(__file__).with_name("compress_backend.py")
 REQUEST = "REQUEST"
 RESPONSE = "RESPONSE"
 ORIGIN_TOKENS = "ORIGIN_TOKENS"
@@ -137,9 +132,9 @@ def cache_bytes_parameter(text: str) -> int:
 
 
 def write_compress_model(config: CompressConfig, folder: Path) -> list[Path]:
-    """Write ``config.pbtxt`` and ``1/model.py`` (a copy of ``compress_backend.py``)."""
+    """Write ``config.pbtxt`` and ``1/model.py`` (:func:`tersify.triton.backends.model_file`)."""
     (folder / "1").mkdir(parents=True, exist_ok=True)
     written = [folder / "config.pbtxt", folder / "1" / "model.py"]
     written[0].write_text(config.render(), encoding="utf-8")
-    written[1].write_text(COMPRESS_BACKEND_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    written[1].write_text(model_file(COMPRESS_MODEL), encoding="utf-8")
     return written

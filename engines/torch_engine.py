@@ -11,7 +11,7 @@ with the ONNX graph (``tersify export`` checks it).
 
 Needs torch and transformers (the ``export`` extra, or the GPU machine's own)::
 
-    >>> from tersify.client.torch_engine import TorchEngine
+    >>> from tersify.engines.torch_engine import TorchEngine
     >>> engine = TorchEngine.load("~/.cache/tersify/scorers/gemma-3-270m")  # doctest: +SKIP
     >>> engine.score(np.array([[2, 651, 6037]]))  # doctest: +SKIP
     array([[ 0.  , -9.1 , -7.3 ]], dtype=float32)

@@ -1,10 +1,10 @@
 """Triton python-backend model ``tersify_compress``: a whole compression as one inference.
 
-Copied into the model repository by ``tersify triton repo`` (and ``tersify triton start``);
-never imported by tersify. A front at the edge, like the CLI: it imports the core and the
-client. ``REQUEST`` holds a JSON compression request (one BYTES element); ``RESPONSE`` holds
-the answer (one BYTES element), byte for byte what ``tersify compress`` prints, and
-``ORIGIN_TOKENS`` / ``COMPRESSED_TOKENS`` its two counts.
+Imported by the model folder's ``model.py`` (:mod:`tersify.triton.backends`). A front at the
+edge, like the CLI: it imports the core and the client. ``REQUEST`` holds a JSON compression
+request (one BYTES element); ``RESPONSE`` holds the answer (one BYTES element), byte for
+byte what ``tersify compress`` prints, and ``ORIGIN_TOKENS`` / ``COMPRESSED_TOKENS`` its two
+counts.
 
 The compressor asks the scorer model for log-probs through business-logic scripting (BLS):
 every window of a compression is one ``InferenceRequest`` to ``tersify_scorer``, all sent
@@ -28,8 +28,8 @@ needs a stub built with pybind11 2.12 or later (Triton 24.11 on) or numpy < 2 in
 The stub inside ``nvidia-pytriton`` 0.7.0 (Triton 2.51, pybind11 2.10) reads numpy 2's dtype
 item size as 0: an array it builds over a tensor's memory repeats the first element, and
 one it sends holds 0 bytes. The launcher names a folder with numpy < 2 in
-``TERSIFY_STUB_SITE_PACKAGES``; it goes first on ``sys.path``, before anything imports
-numpy. (With numpy < 2 this stub's DLPack import loops on the capsule it renamed, so DLPack
+``TERSIFY_STUB_SITE_PACKAGES``; ``model.py`` puts it first on ``sys.path``, before anything
+imports numpy. (With numpy < 2 this stub's DLPack import loops on the capsule it renamed, so DLPack
 is used only to detect the bad case under numpy 2.) Where the stub cannot convert, the
 model loads and refuses every request with a message that says how to fix it.
 """
@@ -37,20 +37,7 @@ model loads and refuses every request with a message that says how to fix it.
 import asyncio
 import copy
 import json
-import os
-import site
-import sys
 from concurrent.futures import ThreadPoolExecutor
-
-# First on the path: a numpy < 2 for a stub built with pybind11 < 2.12 (see above).
-for _entry in reversed(os.environ.get("TERSIFY_STUB_SITE_PACKAGES", "").split(os.pathsep)):
-    if _entry and _entry not in sys.path:
-        sys.path.insert(0, _entry)
-# The backend stub does not put PYTHONPATH on sys.path; the launcher passes the
-# environment that has tersify, numpy, tokenizers and tiktoken.
-for _entry in os.environ.get("TERSIFY_SITE_PACKAGES", "").split(os.pathsep):
-    if _entry and _entry not in sys.path:
-        site.addsitedir(_entry)
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -58,11 +45,11 @@ import triton_python_backend_utils as pb_utils
 from tersify.bundle import INPUT_NAME, OUTPUT_NAME, RANKER_INPUTS, RANKER_OUTPUT, Bundle
 from tersify.cache import ScoreCache
 from tersify.client import resolve_scorer_folder
-from tersify.client.compress_config import cache_bytes_parameter
-from tersify.client.ranker import RankerTokenizer, resolve_ranker_folder
-from tersify.client.tokenizer import BundleScorerBase
-from tersify.client.triton_config import ranker_requests
+from tersify.client.ranker import resolve_ranker_folder
+from tersify.client.triton_models import ranker_requests
 from tersify.compressor import Compressor
+from tersify.engines.ranker import RankerTokenizer
+from tersify.engines.tokenizer import BundleScorerBase
 from tersify.errors import (
     BadRequestError,
     CancelledError,
@@ -76,6 +63,7 @@ from tersify.errors import (
 from tersify.limits import Deadline, Limits
 from tersify.request import CompressRequest, answer, compress
 from tersify.settings import Settings
+from tersify.triton.compress_config import cache_bytes_parameter
 
 REQUEST = "REQUEST"
 RESPONSE = "RESPONSE"

@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 
 from tersify.bundle import INPUT_NAME, OUTPUT_NAME, Bundle
-from tersify.client.tokenizer import BundleScorerBase
+from tersify.engines.tokenizer import BundleScorerBase
 from tersify.errors import BadRequestError, ScorerError, ScorerUnavailableError
 from tersify.limits import check_deadline
 from tersify.scoring import FloatArray, IntArray

@@ -30,16 +30,11 @@ from pathlib import Path
 from typing import Literal
 
 from tersify.bundle import Bundle
-from tersify.client.compress_config import COMPRESS_MODEL, CompressConfig, write_compress_model
-from tersify.client.triton_config import (
-    MODEL_NAME,
-    RANKER_MODEL,
-    RankerConfig,
-    ScorerConfig,
-    write_model,
-)
+from tersify.client.triton_models import MODEL_NAME, RANKER_MODEL
 from tersify.errors import ScorerUnavailableError
 from tersify.settings import Settings
+from tersify.triton.compress_config import COMPRESS_MODEL, CompressConfig, write_compress_model
+from tersify.triton.config import RankerConfig, ScorerConfig, write_model
 
 STATE_FILE = "server.json"
 SHM = Path("/dev/shm")  # noqa: S108 - where the python backend keeps its regions

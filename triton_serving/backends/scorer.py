@@ -1,9 +1,9 @@
 """Triton python-backend model: the scorer on CUDA with PyTorch, or with onnxruntime.
 
-Copied into the model repository by ``tersify triton repo``; never imported by tersify.
+Imported by the model folder's ``model.py`` (:mod:`tersify.triton.backends`).
 The model folder's version directory holds ``manifest.json`` and the exported files
 beside this file. The ``engine`` parameter picks the engine: ``torch`` (the PyTorch
-engine of ``tersify.client.torch_engine``, bf16 with CUDA graphs per bucket),
+engine of ``tersify.engines.torch_engine``, bf16 with CUDA graphs per bucket),
 ``onnxruntime`` (on the CPU: the ``shortlist`` graph where exported, else ``model.onnx``),
 ``openvino`` (the ``openvino-shortlist`` variant), or ``auto``: torch where the scorer has
 its files and CUDA is there, else what the embedded scorer runs by default (OpenVINO on the
@@ -16,8 +16,6 @@ stub's numpy-based tensor conversion returns empty arrays under numpy 2.
 import json
 import locale
 import os
-import site
-import sys
 from pathlib import Path
 
 # The stub embeds Python without setting the locale: files would open as ASCII, and
@@ -27,12 +25,6 @@ if locale.getpreferredencoding(False).lower().replace("-", "") != "utf8":
         locale.setlocale(locale.LC_CTYPE, "C.UTF-8")
     except locale.Error:
         pass
-
-# The backend stub does not put PYTHONPATH on sys.path; the launcher passes the
-# environment that has numpy, onnxruntime or torch (and tersify, for the torch engine).
-for _entry in os.environ.get("TERSIFY_SITE_PACKAGES", "").split(os.pathsep):
-    if _entry and _entry not in sys.path:
-        site.addsitedir(_entry)
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -55,7 +47,7 @@ class TritonPythonModel:
         parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         self.engine_name = _choose_engine(parameters.get("engine", "auto"), manifest)
         if self.engine_name == "torch":
-            from tersify.client.torch_engine import EngineOptions, TorchEngine
+            from tersify.engines.torch_engine import EngineOptions, TorchEngine
 
             self.engine = TorchEngine.load(folder, EngineOptions.from_parameters(parameters))
             self.engine.capture()
