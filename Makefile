@@ -83,6 +83,7 @@ lint: $(VENV)/.test-extras
 	$(BIN)/mypy -p tersify
 	$(BIN)/lint-imports
 	$(BIN)/hadolint deploy/*.Dockerfile
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
 
 bench: scorer
 	$(BIN)/python perf/bench_seed.py

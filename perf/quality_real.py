@@ -290,7 +290,7 @@ def _share(rows: Sequence[Row], key: str) -> float | None:
 def markdown(
     tables: Sequence[tuple[str, Sequence[Row]]], ranking: Sequence[Row], command: str, cpu: str
 ) -> str:
-    """The results as the README's quality section shows them: a table per request set."""
+    """perf/results/quality_real.md, which docs/quality.md includes: a table per request set."""
     lines = [
         f"Measured with `{command}` on {cpu}, "
         f"{time.strftime('%Y-%m-%d')}. Answer recall: a gold answer (SQuAD-normalised) is "
