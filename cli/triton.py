@@ -106,7 +106,11 @@ def triton_repo(args: argparse.Namespace) -> int:
     if args.scorer or args.ranker:  # a repository to serve: the models' files placed
         ranker = _ranker(args)
     written = write_repository(
-        Path(args.out), tensorrt_fp16=not args.no_tensorrt, bundle=bundle, ranker=ranker
+        Path(args.out),
+        tensorrt_fp16=not args.no_tensorrt,
+        bundle=bundle,
+        ranker=ranker,
+        graph=args.graph,
     )
     for path in written:
         sys.stdout.write(f"{path}\n")
@@ -149,6 +153,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--no-tensorrt",
         action="store_true",
         help="production form on the CUDA execution provider only, without TensorRT",
+    )
+    repo.add_argument(
+        "--graph",
+        choices=("shortlist", "fp32"),
+        default="shortlist",
+        help="the graph the production (onnxruntime) form serves: the shortlist head, as the "
+        "embedded default scores (the default), or fp32's full-vocabulary head",
     )
     repo.add_argument(
         "--scorer",

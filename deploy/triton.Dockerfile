@@ -1,4 +1,5 @@
-# NGC's Triton with tersify: tersify_scorer (onnxruntime backend, TensorRT FP16), tersify_ranker
+# NGC's Triton with tersify: tersify_scorer (onnxruntime backend on the shortlist graph, the
+# embedded default's, TensorRT FP16), tersify_ranker
 # and tersify_compress (python backend, BLS to the scorer) in the image's model repository,
 # the exported files beside it (deploy/triton.yaml). Built from the checkout's root:
 #
@@ -27,7 +28,7 @@ FROM python:3.12.8-slim-bookworm AS export
 COPY --from=wheel /dist /dist
 RUN pip install --no-cache-dir "$(ls /dist/tersify-*.whl)[export]"
 ENV TERSIFY_HOME=/opt/tersify/home
-RUN tersify export --model gemma-3-270m --no-shortlist --quiet \
+RUN tersify export --model gemma-3-270m --quiet \
     && tersify triton repo --out /opt/tersify/repository --scorer gemma-3-270m
 
 # ---- the runtime: NGC's Triton, tersify importable by the python backend (Python 3.12)

@@ -7,7 +7,7 @@ compresses on its own thread, so their windows meet in the scorer's dynamic batc
 
 Text travels as BYTES tensors of one element: ``REQUEST`` the JSON request, ``RESPONSE``
 the answer. (The python backend stub inside ``nvidia-pytriton`` 0.7.0 converts them right
-only with numpy < 2; ``compress_backend.py`` says how it gets one.)
+only with numpy < 2; ``tersify.triton.backends.compress`` says how it gets one.)
 
 Each instance keeps one score cache for all its requests, ``cache_bytes`` big (the
 ``cache_bytes`` model parameter; 0 turns it off, as a benchmark that sends the same request
@@ -69,7 +69,7 @@ class CompressConfig:
         non_negative_int("cache_bytes", self.cache_bytes)
 
     def parameters(self) -> dict[str, str]:
-        """The model's ``parameters``, read by ``compress_backend.py``."""
+        """The model's ``parameters``, read by ``tersify.triton.backends.compress``."""
         return {
             "scorer": self.scorer,
             "scorer_model": self.scorer_model,

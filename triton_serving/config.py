@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -40,6 +41,8 @@ FORMS = ("onnxruntime", "python")
 Form = Literal["onnxruntime", "python"]
 # What ``tersify export`` names the ranker's graph (the onnxruntime form loads it by name).
 RANKER_FILE = "ranker.onnx"
+# The scorer's graphs the onnxruntime form can load, by variant (``tersify export``'s names).
+GRAPHS = {"shortlist": "model.shortlist.onnx", "fp32": "model.onnx"}
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,14 @@ class ScorerConfig:
     engine_compile: bool = False  # torch.compile the torch engine's decoder at load
     cuda_graphs: bool = True
     trt_cache_path: str = "/tmp/tersify_trt_cache"  # noqa: S108 - a cache, rebuilt when absent
+    # The onnxruntime form's graph: the shortlist head, as the embedded default scores
+    # (``model.shortlist.onnx``), or ``fp32``'s full-vocabulary head (``model.onnx``).
+    graph: str = "shortlist"
 
     def __post_init__(self) -> None:
         # Checked here, not first inside Triton's model load: a typo fails at once.
+        if self.graph not in GRAPHS:
+            raise BadRequestError(f"graph={self.graph!r}: use {' or '.join(GRAPHS)}")
         if self.engine not in ("auto", "torch", "onnxruntime", "openvino"):
             raise BadRequestError(
                 f"engine={self.engine!r}: use auto, torch, onnxruntime or openvino"
@@ -119,8 +127,15 @@ class ScorerConfig:
             parameters=self.parameters(),
             tensorrt=trt,
             trt_cache_path=self.trt_cache_path,
+            model_file=GRAPHS[self.graph] if self.form == "onnxruntime" else None,
         )
 
+    def for_bundle(self, bundle: Bundle) -> ScorerConfig:
+        """The configuration for ``bundle``: the full head where it has no shortlist graph."""
+        if self.graph in bundle.manifest.model_files:
+            return self
+        say(f"{bundle.folder} has no {self.graph} graph: the onnxruntime form serves fp32")
+        return replace(self, graph="fp32")
 
 
 @dataclass(frozen=True)
@@ -173,7 +188,6 @@ class RankerConfig:
             trt_cache_path=self.trt_cache_path,
             model_file=RANKER_FILE if self.form == "onnxruntime" else None,
         )
-
 
 
 def _render(
@@ -325,8 +339,12 @@ def write_repository(
     batching: Batching | None = None,
     bundle: Bundle | None = None,
     ranker: Bundle | None = None,
+    graph: str = "shortlist",
 ) -> list[Path]:
     """Write both forms under ``out/<form>/<model>/``; return the files written.
+
+    The onnxruntime form serves ``graph``: the shortlist head, as the embedded default
+    scores (``fp32``'s full head where the bundle has no shortlist graph).
 
     ``bundle`` and ``ranker`` place the exported scorer's and ranker's files. A repository
     with a scorer but no ranker leaves ``tersify_ranker`` out (Triton would fail to load it
@@ -340,7 +358,10 @@ def write_repository(
             form=form,  # type: ignore[arg-type]
             batching=batching or Batching(),
             tensorrt_fp16=trt,
+            graph=graph,
         )
+        if bundle is not None:
+            config = config.for_bundle(bundle)
         written += write_model(config, out / form / config.name, bundle=bundle)
         if with_ranker:
             ranker_config = RankerConfig(form=config.form, tensorrt_fp16=trt)
@@ -362,3 +383,8 @@ def _write_compress(
         ranker_model=RANKER_MODEL if ranker is not None or bundle is None else "",
     )
     return write_compress_model(config, out / form / config.name)
+
+
+def say(message: str) -> None:
+    """A note on stderr for the person writing the repository."""
+    sys.stderr.write(f"tersify: {message}\n")

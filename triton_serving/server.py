@@ -163,7 +163,7 @@ def _environment() -> dict[str, str]:
     paths = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     env["TERSIFY_SITE_PACKAGES"] = os.pathsep.join(sorted(paths))
     # This stub (pybind11 2.10) converts BYTES tensors right only with numpy < 2:
-    # tersify_compress puts this folder first on its path (see compress_backend.py).
+    # tersify_compress puts this folder first on its path (see tersify.triton.backends.compress).
     if not env.get("TERSIFY_STUB_SITE_PACKAGES") and STUB_SITE_PACKAGES.is_dir():
         env["TERSIFY_STUB_SITE_PACKAGES"] = str(STUB_SITE_PACKAGES)
     return env
