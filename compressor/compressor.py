@@ -12,8 +12,8 @@ import json
 import os
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import tiktoken
@@ -36,7 +36,55 @@ from tersify.tokens import TokenFilter
 from tersify.validate import choice, text, texts
 from tersify.windows import WindowPlan
 
+if TYPE_CHECKING:
+    from typing import Unpack
+
 DEFAULT_PRICE_PER_1K = 0.06  # USD per 1,000 target tokens: GPT-4's input price
+
+
+class RunOptions(TypedDict, total=False):
+    """The options every entry point takes beside what it compresses (all keyword-only).
+
+    ``rate``, ``ratio`` or ``target_token``: the budget (:class:`~tersify.budget.Budget`;
+    half is kept when none is given); ``token_filter``: how units are scored and which are
+    always kept; ``deadline``: stops the work when it passes or is cancelled; ``explain``:
+    add what was kept and why (:class:`tersify.explain.Explanation`).
+    """
+
+    rate: float | None
+    ratio: float | None
+    target_token: int | None
+    token_filter: TokenFilter | None
+    deadline: Deadline | None
+    explain: bool
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One call's :class:`RunOptions`, checked: what :meth:`Compressor._run` works to."""
+
+    rate: float | None = None
+    ratio: float | None = None
+    target_token: int | None = None
+    token_filter: TokenFilter | None = None
+    deadline: Deadline | None = None
+    explain: bool = False
+
+    @classmethod
+    def of(cls, entry: str, options: dict[str, Any]) -> _Run:
+        """The options passed to ``entry``; an unknown one fails as Python's own would."""
+        known = RunOptions.__optional_keys__
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"{entry}() got an unexpected keyword argument {unknown[0]!r}")
+        return cls(
+            rate=options.get("rate"),
+            ratio=options.get("ratio"),
+            target_token=options.get("target_token"),
+            token_filter=options.get("token_filter"),
+            deadline=options.get("deadline"),
+            explain=bool(options.get("explain", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -217,15 +265,10 @@ class Compressor:
         *,
         question: str = "",
         instruction: str = "",
-        rate: float | None = None,
-        ratio: float | None = None,
-        target_token: int | None = None,
         context_filter: ContextFilter | None = None,
         sentence_filter: SentenceFilter | None = None,
-        token_filter: TokenFilter | None = None,
-        deadline: Deadline | None = None,
-        explain: bool = False,
         mode: str = DEFAULT_MODE,
+        **options: Unpack[RunOptions],
     ) -> CompressionResult:
         """Compress ``context`` so the whole prompt fits the budget; keep the rest verbatim.
 
@@ -236,9 +279,10 @@ class Compressor:
         replace the preset's: ``context_filter`` first keeps and reorders the contexts that
         matter most (with several contexts); ``sentence_filter`` then keeps the most
         informative sentences; ``token_filter`` changes how units are scored and which are
-        always kept. ``deadline`` stops the work when it passes or is cancelled; ``explain``
-        adds what was kept and why (:class:`tersify.explain.Explanation`).
+        always kept. The budget, ``deadline`` and ``explain`` are :class:`RunOptions`.
         """
+        run = _Run.of("compress", dict(options))
+        token_filter = run.token_filter
         contexts = texts("context", context)
         question, instruction = text("question", question), text("instruction", instruction)
         ran = chosen_mode(
@@ -257,12 +301,9 @@ class Compressor:
         job = _Job(texts=contexts, question=question, render=render, mode=ran)
         return self._run(
             job,
-            Budget(rate=rate, ratio=ratio, target_token=target_token),
-            token_filter=token_filter,
+            replace(run, token_filter=token_filter),
             context_filter=context_filter if len(contexts) > 1 else None,
             sentence_filter=sentence_filter,
-            deadline=deadline,
-            explain=explain,
         )
 
     def compress_segments(
@@ -271,19 +312,16 @@ class Compressor:
         *,
         question: str = "",
         instruction: str = "",
-        rate: float | None = None,
-        ratio: float | None = None,
-        target_token: int | None = None,
-        token_filter: TokenFilter | None = None,
-        deadline: Deadline | None = None,
-        explain: bool = False,
+        **options: Unpack[RunOptions],
     ) -> CompressionResult:
         """Compress one prompt made of segments, each with its own rate or kept as it is.
 
         ``segments`` is a list of :class:`Segment` or a string with LLMLingua's
         ``<llmlingua, rate=...>`` / ``<llmlingua, compress=False>`` tags. Segments with
         ``compress=False`` are kept byte for byte; the prompt lands on its budget.
+        The budget, ``token_filter``, ``deadline`` and ``explain`` are :class:`RunOptions`.
         """
+        run = _Run.of("compress_segments", dict(options))
         parts = parse_tagged(text("segments", segments)) if isinstance(segments, str) else segments
         if isinstance(parts, (str, bytes)) or not isinstance(parts, Sequence):
             raise BadRequestError("segments must be a tagged string or a list of Segment")
@@ -303,31 +341,22 @@ class Compressor:
             rates=[p.rate for p in parts],
             verbatim_parts="instruction, question and compress=False segments",
         )
-        return self._run(
-            job,
-            Budget(rate=rate, ratio=ratio, target_token=target_token),
-            token_filter=token_filter,
-            deadline=deadline,
-            explain=explain,
-        )
+        return self._run(job, run)
 
     def compress_json(
         self,
         value: Any,
         *,
-        rate: float | None = None,
-        ratio: float | None = None,
-        target_token: int | None = None,
         keep_keys: Sequence[str] = (),
-        token_filter: TokenFilter | None = None,
-        deadline: Deadline | None = None,
-        explain: bool = False,
+        **options: Unpack[RunOptions],
     ) -> CompressionResult:
         """Compress the string values of a JSON value; the result always parses.
 
         ``value`` is a decoded JSON value or JSON text. Keys, numbers, booleans, nulls
         and the values of ``keep_keys`` are kept; the budget counts the JSON text.
+        The budget, ``token_filter``, ``deadline`` and ``explain`` are :class:`RunOptions`.
         """
+        run = _Run.of("compress_json", dict(options))
         if isinstance(value, (str, bytes)):
             try:
                 value = json.loads(value)
@@ -345,27 +374,20 @@ class Compressor:
             render=layout.render,
             verbatim_parts="JSON keys and values",
         )
-        return self._run(
-            job,
-            Budget(rate=rate, ratio=ratio, target_token=target_token),
-            token_filter=token_filter,
-            deadline=deadline,
-            explain=explain,
-        )
+        return self._run(job, run)
 
     def _run(
         self,
         job: _Job,
-        budget: Budget,
+        run: _Run,
         *,
-        token_filter: TokenFilter | None,
         context_filter: ContextFilter | None = None,
         sentence_filter: SentenceFilter | None = None,
-        deadline: Deadline | None = None,
-        explain: bool = False,
     ) -> CompressionResult:
         """The one compression sequence every entry point shares."""
         started = time.perf_counter()
+        budget = Budget(rate=run.rate, ratio=run.ratio, target_token=run.target_token)
+        explain = run.explain
         self._limits.check_contexts(len(job.texts))
         everything = list(range(len(job.texts)))
         original = job.render(job.texts)
@@ -384,7 +406,7 @@ class Compressor:
                 f"{job.verbatim_parts}, which are kept verbatim: ask for at least {floor + 1}"
             )
         fraction = target / origin_tokens
-        meter = Metered(self._scoring, deadline or Deadline())
+        meter = Metered(self._scoring, run.deadline or Deadline())
 
         def count(prompt: str) -> int:
             # The budget search counts the prompts that keep every unit and none: known.
@@ -398,7 +420,7 @@ class Compressor:
             count,
             job.texts,
             job.question,
-            token_filter or TokenFilter(),
+            run.token_filter or TokenFilter(),
             fraction,
             ranker=self.ranker,
         )
