@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -71,6 +71,7 @@ _CHANNEL_ARGS = [
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
 ]
 _TIMEOUT = ("StatusCode.DEADLINE_EXCEEDED", "Deadline Exceeded")
+_Answer = TypeVar("_Answer")
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,14 @@ def connect(target: TritonTarget) -> Any:
     return grpcclient.InferenceServerClient(url=target.address, channel_args=_CHANNEL_ARGS)
 
 
+def check_concurrency(max_in_flight: int, max_batch: int) -> None:
+    """Both at least 1: requests in flight at once, and rows per request."""
+    if max_in_flight < 1:
+        raise BadRequestError(f"max_in_flight={max_in_flight} must be at least 1")
+    if max_batch < 1:
+        raise BadRequestError(f"max_batch={max_batch} must be at least 1")
+
+
 class TritonCalls:
     """Deadlines, retries and error conversion of one served model's calls.
 
@@ -220,6 +229,48 @@ class TritonCalls:
             attempt += 1
 
 
+class TritonChannel:
+    """One served model over one sync gRPC channel, a call's requests in flight together.
+
+    Shared by :class:`TritonScorer` and the ranker's client: ``run`` sends every request of
+    one call at once (at most ``max_in_flight`` on threads that outlive the call, so that a
+    call pays no start-up), each under the call's timeout, and returns the answers in order.
+    """
+
+    def __init__(self, calls: TritonCalls, *, max_in_flight: int, threads: str) -> None:
+        self.calls = calls
+        self._client = connect(calls.target)
+        self._max_in_flight = max_in_flight
+        self._threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+
+    def run(self, call: Callable[[Any, float], _Answer], requests: Sequence[Any]) -> list[_Answer]:
+        """``call(request, timeout)`` for every request, all in flight at once."""
+        timeout = self.calls.call_timeout()
+        if len(requests) == 1:
+            return [call(requests[0], timeout)]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._max_in_flight, self._threads)
+        return list(self._pool.map(lambda request: call(request, timeout), requests))
+
+    def infer(self, inputs: list[Any], timeout: float) -> Any:
+        """One inference of the model, retried while the server is unavailable."""
+        return self.calls.infer(self._client, inputs, timeout)
+
+    def is_ready(self) -> bool:
+        """Whether the server answers and the model is ready."""
+        try:
+            return bool(self._client.is_model_ready(self.calls.target.model))
+        except InferenceServerException:
+            return False
+
+    def close(self) -> None:
+        """Close the gRPC channel (and the threads that kept requests in flight)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+        self._client.close()
+
+
 class _TritonScorerBase(BundleScorerBase):
     """Request building, parsing and error conversion shared by both transports."""
 
@@ -233,10 +284,7 @@ class _TritonScorerBase(BundleScorerBase):
         padded_lengths: Sequence[int] = Batching().padded_lengths,
         max_batch: int = Batching().max_batch_size,
     ) -> None:
-        if max_in_flight < 1:
-            raise BadRequestError(f"max_in_flight={max_in_flight} must be at least 1")
-        if max_batch < 1:
-            raise BadRequestError(f"max_batch={max_batch} must be at least 1")
+        check_concurrency(max_in_flight, max_batch)
         super().__init__(bundle)
         self._target = target
         self._calls = TritonCalls(target, retry)
@@ -305,41 +353,29 @@ class TritonScorer(_TritonScorerBase):
 
     def __init__(self, target: TritonTarget, bundle: Bundle, **options: Any) -> None:
         super().__init__(target, bundle, **options)
-        self._client = connect(target)
-        self._pool: ThreadPoolExecutor | None = None
+        self._channel = TritonChannel(
+            self._calls, max_in_flight=self._max_in_flight, threads="tersify-triton"
+        )
 
     def logprobs(self, windows: Sequence[IntArray]) -> list[FloatArray]:
         """Per-token log-probs of each window: one batched request (more, all at once)."""
         if not windows:
             return []
         check_deadline()
-        timeout = self._calls.call_timeout()
         batches = self._batches(windows)
-        if len(batches) == 1:
-            outputs = [self._one(batches[0][1], timeout)]
-        else:
-            if self._pool is None:  # threads outlive a call: no start-up cost per compression
-                self._pool = ThreadPoolExecutor(self._max_in_flight, "tersify-triton")
-            outputs = list(
-                self._pool.map(lambda ids: self._one(ids, timeout), [ids for _, ids in batches])
-            )
+        outputs = self._channel.run(self._one, [ids for _, ids in batches])
         return self._scatter(windows, batches, outputs)
 
     def is_ready(self) -> bool:
         """Whether the server answers and the scorer model is ready."""
-        try:
-            return bool(self._client.is_model_ready(self._target.model))
-        except InferenceServerException:
-            return False
+        return self._channel.is_ready()
 
     def close(self) -> None:
         """Close the gRPC channel (and the threads that kept requests in flight)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-        self._client.close()
+        self._channel.close()
 
     def _one(self, ids: IntArray, timeout: float) -> FloatArray:
-        result = self._calls.infer(self._client, self._inputs(grpcclient, ids), timeout)
+        result = self._channel.infer(self._inputs(grpcclient, ids), timeout)
         return self._parse(result, ids.shape)
 
 

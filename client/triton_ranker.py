@@ -15,24 +15,28 @@ down or serves no ranker, ``ScorerTimeoutError``, ``ScorerError``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from tersify.bundle import RANKER_INPUTS, RANKER_OUTPUT, Bundle
-from tersify.client.triton import RetryPolicy, TritonCalls, TritonTarget, connect  # [triton]
+from tersify.client.triton import (  # needs [triton]
+    RetryPolicy,
+    TritonCalls,
+    TritonChannel,
+    TritonTarget,
+    check_concurrency,
+)
 from tersify.client.triton_models import RANKER_BATCHING, RANKER_MODEL, ranker_requests
 from tersify.engines.ranker import RankerTokenizer
-from tersify.errors import BadRequestError, ScorerError
+from tersify.errors import ScorerError
 from tersify.limits import check_deadline
 from tersify.scoring import FloatArray, IntArray
 from tersify.settings import Settings
 
 try:
     import tritonclient.grpc as grpcclient
-    from tritonclient.utils import InferenceServerException
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "the Triton ranker needs tritonclient: pip install 'tersify[triton]'"
@@ -80,19 +84,14 @@ class TritonRanker:
         padded_lengths: Sequence[int] = RANKER_BATCHING.padded_lengths,
         max_batch: int = RANKER_BATCHING.max_batch_size,
     ) -> None:
-        if max_in_flight < 1:
-            raise BadRequestError(f"max_in_flight={max_in_flight} must be at least 1")
-        if max_batch < 1:
-            raise BadRequestError(f"max_batch={max_batch} must be at least 1")
+        check_concurrency(max_in_flight, max_batch)
         self._bundle = bundle
         self._tokenizer = RankerTokenizer(bundle)
         self._target = target
-        self._calls = TritonCalls(target, retry, hint=_HINT)
-        self._max_in_flight = max_in_flight
         self._lengths = tuple(sorted(padded_lengths))
         self._max_batch = max_batch
-        self._client = connect(target)
-        self._pool: ThreadPoolExecutor | None = None
+        calls = TritonCalls(target, retry, hint=_HINT)
+        self._channel = TritonChannel(calls, max_in_flight=max_in_flight, threads="tersify-ranker")
 
     @property
     def name(self) -> str:
@@ -105,19 +104,13 @@ class TritonRanker:
         if not texts:
             return np.zeros((0, dimension), dtype=np.float32)
         check_deadline()
-        timeout = self._calls.call_timeout()
         requests = ranker_requests(
             self._tokenizer.encode(texts),
             lengths=self._lengths,
             max_batch=self._max_batch,
             pad_id=self._tokenizer.pad_id,
         )
-        if len(requests) == 1:
-            outputs = [self._one(requests[0][1], requests[0][2], timeout)]
-        else:
-            if self._pool is None:  # threads outlive a call: no start-up cost per request
-                self._pool = ThreadPoolExecutor(self._max_in_flight, "tersify-ranker")
-            outputs = list(self._pool.map(lambda r: self._one(r[1], r[2], timeout), requests))
+        outputs = self._channel.run(lambda r, timeout: self._one(r[1], r[2], timeout), requests)
         result = np.zeros((len(texts), outputs[0].shape[1]), dtype=np.float32)
         for (indices, _, _), out in zip(requests, outputs, strict=True):
             result[indices] = out
@@ -125,19 +118,14 @@ class TritonRanker:
 
     def is_ready(self) -> bool:
         """Whether the server answers and its ranker model is ready."""
-        try:
-            return bool(self._client.is_model_ready(self._target.model))
-        except InferenceServerException:
-            return False
+        return self._channel.is_ready()
 
     def close(self) -> None:
         """Close the gRPC channel (and the threads that kept requests in flight)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-        self._client.close()
+        self._channel.close()
 
     def _one(self, ids: IntArray, mask: IntArray, timeout: float) -> FloatArray:
-        result = self._calls.infer(self._client, _inputs(ids, mask), timeout)
+        result = self._channel.infer(_inputs(ids, mask), timeout)
         out = result.as_numpy(RANKER_OUTPUT)
         if out is None or out.ndim != 2 or out.shape[0] != ids.shape[0] or out.shape[1] < 1:
             raise ScorerError(

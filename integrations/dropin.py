@@ -23,22 +23,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 _HINTS = typing.get_type_hints(DocumentPolicy)
 
 
-class _Opened(BaseModel):
+class _DropIn(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     compressor: Compressor | None = None
     _opened: Compressor | None = PrivateAttr(default=None)
-
-
-DropInBase: Any = create_model(
-    "DropInBase",
-    __base__=_Opened,
-    **{f.name: (_HINTS[f.name], f.default) for f in dataclasses.fields(DocumentPolicy)},
-)
-
-
-class DropIn(DropInBase):  # type: ignore[misc]
-    """The drop-ins' options and compressor; the framework's base class goes first."""
 
     def model_post_init(self, context: Any, /) -> None:
         """Check the options now, not at the first query."""
@@ -57,3 +46,11 @@ class DropIn(DropInBase):  # type: ignore[misc]
         if self._opened is None:
             self._opened = Compressor()
         return self._opened
+
+
+# The drop-ins' base (the framework's own base class goes first): ``compressor`` and
+# DocumentPolicy's fields, with their types and defaults.
+_FIELDS: dict[str, Any] = {
+    f.name: (_HINTS[f.name], f.default) for f in dataclasses.fields(DocumentPolicy)
+}
+DropIn: Any = create_model("DropIn", __base__=_DropIn, **_FIELDS)
