@@ -99,36 +99,10 @@ class ScorerConfig:
             }
         return values
 
-    def tensorrt_profiles(self) -> dict[str, str]:
-        """One TensorRT optimisation profile per padded length: batch 1 to the largest."""
-        b = self.batching
-        opt = max(b.preferred_batch_sizes)
-
-        def shapes(batch: int) -> str:
-            return ",".join(f"{INPUT_NAME}:{batch}x{n}" for n in b.padded_lengths)
-
-        return {
-            "trt_profile_min_shapes": shapes(1),
-            "trt_profile_opt_shapes": shapes(opt),
-            "trt_profile_max_shapes": shapes(b.max_batch_size),
-        }
-
     def render(self) -> str:
         """The ``config.pbtxt`` text."""
-        tensorrt = self.form == "onnxruntime" and self.tensorrt_fp16
-        trt = self.tensorrt_profiles() if tensorrt else None
-        return _render(
-            name=self.name,
-            form=self.form,
-            batching=self.batching,
-            inputs=(INPUT_NAME,),
-            output=OUTPUT_NAME,
-            instance_count=self.instance_count,
-            parameters=self.parameters(),
-            tensorrt=trt,
-            trt_cache_path=self.trt_cache_path,
-            model_file=GRAPHS[self.graph] if self.form == "onnxruntime" else None,
-        )
+        model_file = GRAPHS[self.graph] if self.form == "onnxruntime" else None
+        return _render(self, (INPUT_NAME,), OUTPUT_NAME, model_file=model_file)
 
     def for_bundle(self, bundle: Bundle) -> ScorerConfig:
         """The configuration for ``bundle``: the full head where it has no shortlist graph."""
@@ -157,54 +131,37 @@ class RankerConfig:
         """The model's ``parameters``: the padded lengths its callers use."""
         return {"padded_lengths": ",".join(map(str, self.batching.padded_lengths))}
 
-    def tensorrt_profiles(self) -> dict[str, str]:
-        """One TensorRT optimisation profile per padded length, both inputs in each."""
-        b = self.batching
+    def render(self) -> str:
+        """The ``config.pbtxt`` text."""
+        model_file = RANKER_FILE if self.form == "onnxruntime" else None
+        return _render(self, RANKER_INPUTS, RANKER_OUTPUT, model_file=model_file)
+
+
+def _render(
+    config: ScorerConfig | RankerConfig,
+    inputs: Sequence[str],
+    output: str,
+    *,
+    model_file: str | None,
+) -> str:
+    """One model's ``config.pbtxt``: INT64 ``[-1]`` inputs, one FP32 ``[-1]`` output.
+
+    The onnxruntime form with ``tensorrt_fp16`` adds the TensorRT execution provider with
+    one optimisation profile per padded length (every input in each), batch 1 to the largest.
+    """
+    b, form, name = config.batching, config.form, config.name
+    instance_count, parameters = config.instance_count, config.parameters()
+    tensorrt = None
+    if form == "onnxruntime" and config.tensorrt_fp16:
 
         def shapes(batch: int) -> str:
-            return ",".join(
-                f"{name}:{batch}x{n}" for n in b.padded_lengths for name in RANKER_INPUTS
-            )
+            return ",".join(f"{i}:{batch}x{n}" for n in b.padded_lengths for i in inputs)
 
-        return {
+        tensorrt = {
             "trt_profile_min_shapes": shapes(1),
             "trt_profile_opt_shapes": shapes(max(b.preferred_batch_sizes)),
             "trt_profile_max_shapes": shapes(b.max_batch_size),
         }
-
-    def render(self) -> str:
-        """The ``config.pbtxt`` text."""
-        tensorrt = self.form == "onnxruntime" and self.tensorrt_fp16
-        trt = self.tensorrt_profiles() if tensorrt else None
-        return _render(
-            name=self.name,
-            form=self.form,
-            batching=self.batching,
-            inputs=RANKER_INPUTS,
-            output=RANKER_OUTPUT,
-            instance_count=self.instance_count,
-            parameters=self.parameters(),
-            tensorrt=trt,
-            trt_cache_path=self.trt_cache_path,
-            model_file=RANKER_FILE if self.form == "onnxruntime" else None,
-        )
-
-
-def _render(
-    *,
-    name: str,
-    form: Form,
-    batching: Batching,
-    inputs: Sequence[str],
-    output: str,
-    instance_count: int,
-    parameters: dict[str, str],
-    tensorrt: dict[str, str] | None,
-    trt_cache_path: str,
-    model_file: str | None = None,
-) -> str:
-    """One model's ``config.pbtxt``: INT64 ``[-1]`` inputs, one FP32 ``[-1]`` output."""
-    b = batching
     lines = [f'name: "{name}"', f'backend: "{form}"']
     if model_file is not None:
         lines.append(f'default_model_filename: "{model_file}"')
@@ -247,9 +204,9 @@ def _render(
             "precision_mode": "FP16",
             "max_workspace_size_bytes": "4294967296",
             "trt_engine_cache_enable": "1",
-            "trt_engine_cache_path": trt_cache_path,
+            "trt_engine_cache_path": config.trt_cache_path,
             "trt_timing_cache_enable": "1",
-            "trt_timing_cache_path": trt_cache_path,
+            "trt_timing_cache_path": config.trt_cache_path,
             "trt_cuda_graph_enable": "1",
             "trt_layer_norm_fp32_fallback": "1",
             **tensorrt,
