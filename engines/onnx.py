@@ -41,20 +41,7 @@ class OnnxScorer(BundleScorerBase):
         self._batch_tokens = batch_tokens or max(
             MIN_BATCH_TOKENS, LOGITS_BUDGET_BYTES // logits_per_token
         )
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        available = ort.get_available_providers()
-        chosen = [p for p in (providers or available) if p in available] or ["CPUExecutionProvider"]
-        try:
-            self._session = ort.InferenceSession(
-                str(bundle.model_path(variant)), sess_options=options, providers=chosen
-            )
-        except Exception as exc:  # onnxruntime raises its own base types
-            raise ScorerUnavailableError(
-                f"cannot load the scorer in {bundle.folder}: {exc}; export it again"
-            ) from exc
+        self._session = session(bundle, variant, providers=providers, threads=threads)
 
     @property
     def max_window(self) -> int:
@@ -79,6 +66,33 @@ class OnnxScorer(BundleScorerBase):
             for row, index in enumerate(batch):
                 results[index] = np.asarray(out[row, : len(windows[index])], dtype=np.float32)
         return results
+
+
+def session(
+    bundle: Bundle,
+    variant: str,
+    *,
+    providers: Sequence[str] | None = None,
+    threads: int | None = None,
+) -> ort.InferenceSession:
+    """An onnxruntime session on ``bundle``'s ``variant`` graph, every optimisation on.
+
+    ``providers`` are tried in order where this onnxruntime has them (default: all it has).
+    """
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    available = ort.get_available_providers()
+    chosen = [p for p in (providers or available) if p in available] or ["CPUExecutionProvider"]
+    try:
+        return ort.InferenceSession(
+            str(bundle.model_path(variant)), sess_options=options, providers=chosen
+        )
+    except Exception as exc:  # onnxruntime raises its own base types
+        raise ScorerUnavailableError(
+            f"cannot load the {bundle.manifest.kind} in {bundle.folder}: {exc}; export it again"
+        ) from exc
 
 
 def length_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from tokenizers import Tokenizer
 
 from tersify.bundle import RANKER_INPUTS, RANKER_KIND, RANKER_OUTPUT, Bundle
+from tersify.engines.tokenizer import load_tokenizer
 from tersify.errors import ScorerError, ScorerUnavailableError
 from tersify.limits import check_deadline
 from tersify.scoring import FloatArray, IntArray
@@ -29,12 +29,7 @@ class RankerTokenizer:
                 f"{bundle.folder} holds a {bundle.manifest.kind}, not a ranker; export one "
                 "with `tersify export --model all-minilm-l6-v2`"
             )
-        try:
-            self._tokenizer = Tokenizer.from_file(str(bundle.tokenizer_path))
-        except Exception as exc:  # tokenizers raises its own exception type
-            raise ScorerUnavailableError(
-                f"cannot read {bundle.tokenizer_path}: {exc}; export the ranker again"
-            ) from exc
+        self._tokenizer = load_tokenizer(bundle)
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(bundle.manifest.max_positions)
         self.pad_id = int(bundle.manifest.verification.get("pad_token_id", 0))
@@ -78,24 +73,11 @@ class OnnxRanker:
     """Embeds texts with an exported ranker in-process (onnxruntime, CPU)."""
 
     def __init__(self, bundle: Bundle, *, threads: int | None = None) -> None:
-        import onnxruntime as ort
+        from tersify.engines.onnx import session  # onnxruntime loads only when needed
 
         self._bundle = bundle
         self._tokenizer = RankerTokenizer(bundle)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        try:
-            self._session = ort.InferenceSession(
-                str(bundle.model_path("fp32")),
-                sess_options=options,
-                providers=["CPUExecutionProvider"],
-            )
-        except Exception as exc:  # onnxruntime raises its own base types
-            raise ScorerUnavailableError(
-                f"cannot load the ranker in {bundle.folder}: {exc}; export it again"
-            ) from exc
+        self._session = session(bundle, "fp32", providers=["CPUExecutionProvider"], threads=threads)
 
     @property
     def name(self) -> str:

@@ -16,16 +16,21 @@ from tersify.errors import ScorerUnavailableError
 from tersify.scoring import Tokenized
 
 
+def load_tokenizer(bundle: Bundle) -> Tokenizer:
+    """The exported ``tokenizer.json`` of ``bundle`` (a scorer's or a ranker's)."""
+    try:
+        return Tokenizer.from_file(str(bundle.tokenizer_path))
+    except Exception as exc:  # tokenizers raises its own exception type
+        raise ScorerUnavailableError(
+            f"cannot read {bundle.tokenizer_path}: {exc}; export the {bundle.manifest.kind} again"
+        ) from exc
+
+
 class BundleTokenizer:
     """Tokenizes text with an exported scorer's ``tokenizer.json``."""
 
     def __init__(self, bundle: Bundle) -> None:
-        try:
-            self._tokenizer = Tokenizer.from_file(str(bundle.tokenizer_path))
-        except Exception as exc:  # tokenizers raises its own exception type
-            raise ScorerUnavailableError(
-                f"cannot read {bundle.tokenizer_path}: {exc}; export the scorer again"
-            ) from exc
+        self._tokenizer = load_tokenizer(bundle)
 
     def tokenize(self, text: str) -> Tokenized:
         """Token ids and character offsets of ``text``, without special tokens."""
