@@ -29,11 +29,7 @@ _OPENVINO = ("openvino", "openvino-int8", "openvino-shortlist")
 
 def resolve_scorer_folder(spec: str | os.PathLike[str] | None, settings: Settings) -> Path:
     """The folder of the scorer that ``spec`` names: a folder, a model name, or the default."""
-    name = settings.default_scorer if spec is None else os.fspath(spec)
-    path = Path(name).expanduser()
-    if path.is_dir() or os.sep in name or name.startswith("."):
-        return path
-    return settings.scorer_folder(name)
+    return settings.resolve(spec, kind="scorer")
 
 
 def default_variant(bundle: Bundle, providers: Sequence[str] | None = None) -> str:

@@ -20,11 +20,7 @@ from tersify.settings import Settings
 
 def resolve_ranker_folder(spec: str | os.PathLike[str] | None, settings: Settings) -> Path:
     """The folder of the ranker ``spec`` names: a folder, a model name, or the default."""
-    name = settings.default_ranker if spec is None else os.fspath(spec)
-    path = Path(name).expanduser()
-    if path.is_dir() or os.sep in name or name.startswith("."):
-        return path
-    return settings.ranker_folder(name)
+    return settings.resolve(spec, kind="ranker")
 
 
 def open_ranker(

@@ -45,3 +45,16 @@ class Settings:
     def ranker_folder(self, name: str) -> Path:
         """The folder an exported ranker called ``name`` lives in."""
         return self.home / "rankers" / name
+
+    def resolve(self, spec: str | os.PathLike[str] | None, *, kind: str = "scorer") -> Path:
+        """The folder ``spec`` names: a folder, a model name under the home, or the default.
+
+        ``kind`` is ``"scorer"`` or ``"ranker"``: which default and which folder of the home.
+        """
+        ranker = kind == "ranker"
+        default = self.default_ranker if ranker else self.default_scorer
+        name = default if spec is None else os.fspath(spec)
+        path = Path(name).expanduser()
+        if path.is_dir() or os.sep in name or name.startswith("."):
+            return path
+        return self.ranker_folder(name) if ranker else self.scorer_folder(name)
