@@ -12,12 +12,34 @@ from here. ``tersify triton start`` names its virtual environment in
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
 BACKENDS = {"tersify_scorer": "scorer", "tersify_ranker": "ranker", "tersify_compress": "compress"}
 # tersify_compress converts BYTES tensors with numpy: a stub built with pybind11 < 2.12 needs
 # numpy < 2, first on the path (compress.py says why); the others use DLPack, and must not.
 _NUMPY_FIRST = (
     'sys.path[:0] = [p for p in os.environ.get("TERSIFY_STUB_SITE_PACKAGES", "").split(":") if p]'
 )
+
+
+def checked_ids(ids: Any, *, name: str, max_positions: int, vocab_size: int) -> Any:
+    """``ids`` as contiguous int64 ``[batch, seq]``; a ``ValueError`` that says what is wrong.
+
+    >>> checked_ids(np.array([[5, 70000]]), name="input_ids", max_positions=8, vocab_size=100)
+    Traceback (most recent call last):
+    ...
+    ValueError: input_ids holds ids outside [0, 100): min 5, max 70000
+    """
+    if ids.ndim != 2 or ids.shape[1] < 1:
+        raise ValueError(f"{name} must be [batch, seq] with seq >= 1, got {ids.shape}")
+    if ids.shape[1] > max_positions:
+        raise ValueError(f"{name} is {ids.shape[1]} long; the model takes {max_positions}")
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= vocab_size:
+        raise ValueError(f"{name} holds ids outside [0, {vocab_size}): min {low}, max {high}")
+    return np.ascontiguousarray(ids, dtype=np.int64)
 
 
 def model_file(model: str) -> str:

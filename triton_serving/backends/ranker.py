@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from tersify.triton.backends import checked_ids
+
 INPUTS = ("input_ids", "attention_mask")
 OUTPUT = "embeddings"
 # Tokens per onnxruntime run: small runs stay in cache (tersify.engines.ranker's BATCH_TOKENS).
@@ -86,19 +88,11 @@ class TritonPythonModel:
                 raise ValueError(f"missing input {name!r}")
             arrays.append(np.ascontiguousarray(np.from_dlpack(tensor), dtype=np.int64))
         ids, mask = arrays
-        if ids.ndim != 2 or ids.shape[1] < 1:
-            raise ValueError(f"input_ids must be [batch, seq] with seq >= 1, got {ids.shape}")
+        ids = checked_ids(
+            ids, name=INPUTS[0], max_positions=self.max_positions, vocab_size=self.vocab_size
+        )
         if mask.shape != ids.shape:
             raise ValueError(f"attention_mask is {mask.shape}; input_ids is {ids.shape}")
-        if ids.shape[1] > self.max_positions:
-            raise ValueError(
-                f"input_ids is {ids.shape[1]} long; the ranker takes {self.max_positions}"
-            )
-        low, high = int(ids.min()), int(ids.max())
-        if low < 0 or high >= self.vocab_size:
-            raise ValueError(
-                f"input_ids holds ids outside [0, {self.vocab_size}): min {low}, max {high}"
-            )
         if not np.isin(mask, (0, 1)).all():
             raise ValueError("attention_mask holds values other than 0 and 1")
         return ids, mask

@@ -29,6 +29,8 @@ if locale.getpreferredencoding(False).lower().replace("-", "") != "utf8":
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from tersify.triton.backends import checked_ids
+
 INPUT_NAME = "input_ids"
 OUTPUT_NAME = "token_logprobs"
 # Tokens per onnxruntime run: the graph holds [batch, seq, vocab] logits inside.
@@ -121,19 +123,12 @@ class TritonPythonModel:
         tensor = pb_utils.get_input_tensor_by_name(request, INPUT_NAME)
         if tensor is None:
             raise ValueError(f"missing input {INPUT_NAME!r}")
-        ids = np.from_dlpack(tensor)
-        if ids.ndim != 2 or ids.shape[1] < 1:
-            raise ValueError(f"{INPUT_NAME} must be [batch, seq] with seq >= 1, got {ids.shape}")
-        if ids.shape[1] > self.max_positions:
-            raise ValueError(
-                f"{INPUT_NAME} is {ids.shape[1]} long; the model takes {self.max_positions}"
-            )
-        low, high = int(ids.min()), int(ids.max())
-        if low < 0 or high >= self.vocab_size:
-            raise ValueError(
-                f"{INPUT_NAME} holds ids outside [0, {self.vocab_size}): min {low}, max {high}"
-            )
-        return np.ascontiguousarray(ids, dtype=np.int64)
+        return checked_ids(
+            np.from_dlpack(tensor),
+            name=INPUT_NAME,
+            max_positions=self.max_positions,
+            vocab_size=self.vocab_size,
+        )
 
     def _score_in_runs(self, ids):
         # The CPU engines' graphs hold [rows, seq, head] logits: at most TOKENS_PER_RUN a run.
