@@ -111,6 +111,7 @@ def triton_repo(args: argparse.Namespace) -> int:
         bundle=bundle,
         ranker=ranker,
         graph=args.graph,
+        device=args.device,
     )
     for path in written:
         sys.stdout.write(f"{path}\n")
@@ -160,6 +161,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default="shortlist",
         help="the graph the production (onnxruntime) form serves: the shortlist head, as the "
         "embedded default scores (the default), or fp32's full-vocabulary head",
+    )
+    repo.add_argument(
+        "--device",
+        choices=("gpu", "cpu", "auto"),
+        default="gpu",
+        help="where the production form's instances run: gpu (TensorRT FP16; the default), "
+        "cpu (onnxruntime's CPU provider), or auto (the GPU where Triton finds one)",
     )
     repo.add_argument(
         "--scorer",

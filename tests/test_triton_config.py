@@ -141,3 +141,23 @@ def test_scorer_urls_parse_or_name_the_problem() -> None:
     ]:
         with pytest.raises(BadRequestError, match=words):
             TritonTarget.parse(bad)
+
+
+def test_the_production_form_serves_the_shortlist_graph_on_the_device_asked(
+    tmp_path: Path,
+) -> None:
+    onnx = _parse(REPO / "onnxruntime" / "tersify_scorer" / "config.pbtxt")
+    assert onnx.default_model_filename == "model.shortlist.onnx"  # the embedded default's graph
+    assert [g.kind for g in onnx.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_GPU]
+    full = ScorerConfig(form="onnxruntime", graph="fp32").render()
+    assert 'default_model_filename: "model.onnx"' in full
+    with pytest.raises(BadRequestError, match="graph="):
+        ScorerConfig(form="onnxruntime", graph="int8")
+    for device, kind, tensorrt in (("cpu", "KIND_CPU", False), ("auto", "KIND_AUTO", True)):
+        write_repository(tmp_path / device, device=device)
+        for model in ("tersify_scorer", "tersify_ranker"):
+            text = (tmp_path / device / "onnxruntime" / model / "config.pbtxt").read_text()
+            assert f"kind: {kind}" in text
+            assert ("tensorrt" in text) is tensorrt
+    with pytest.raises(BadRequestError, match="device="):
+        ScorerConfig(form="onnxruntime", device="tpu").render()

@@ -41,6 +41,9 @@ FORMS = ("onnxruntime", "python")
 Form = Literal["onnxruntime", "python"]
 # What ``tersify export`` names the ranker's graph (the onnxruntime form loads it by name).
 RANKER_FILE = "ranker.onnx"
+# Where the onnxruntime form's instances run: TensorRT FP16 (or CUDA) on a GPU, onnxruntime's
+# CPU provider on a CPU; ``auto`` takes the GPU where Triton finds one.
+DEVICES = {"gpu": "KIND_GPU", "cpu": "KIND_CPU", "auto": "KIND_AUTO"}
 # The scorer's graphs the onnxruntime form can load, by variant (``tersify export``'s names).
 GRAPHS = {"shortlist": "model.shortlist.onnx", "fp32": "model.onnx"}
 
@@ -54,6 +57,7 @@ class ScorerConfig:
     batching: Batching = field(default_factory=Batching)
     instance_count: int = 1
     tensorrt_fp16: bool = True
+    device: str = "gpu"  # the onnxruntime form's instances: gpu, cpu, or auto (gpu where found)
     # The python form's engine: auto (torch on CUDA where exported, else the embedded
     # default's engine), torch, onnxruntime or openvino; torch's weight precision; CUDA
     # graphs per bucket.
@@ -125,6 +129,7 @@ class RankerConfig:
     batching: Batching = RANKER_BATCHING
     instance_count: int = 1
     tensorrt_fp16: bool = True
+    device: str = "gpu"  # the onnxruntime form's instances: gpu, cpu, or auto (gpu where found)
     trt_cache_path: str = "/tmp/tersify_trt_cache"  # noqa: S108 - a cache, rebuilt when absent
 
     def parameters(self) -> dict[str, str]:
@@ -152,7 +157,10 @@ def _render(
     b, form, name = config.batching, config.form, config.name
     instance_count, parameters = config.instance_count, config.parameters()
     tensorrt = None
-    if form == "onnxruntime" and config.tensorrt_fp16:
+    if config.device not in DEVICES:
+        raise BadRequestError(f"device={config.device!r}: use {', '.join(DEVICES)}")
+    kind = DEVICES[config.device] if form == "onnxruntime" else "KIND_CPU"
+    if form == "onnxruntime" and config.tensorrt_fp16 and config.device != "cpu":
 
         def shapes(batch: int) -> str:
             return ",".join(f"{i}:{batch}x{n}" for n in b.padded_lengths for i in inputs)
@@ -179,7 +187,7 @@ def _render(
         "}",
         "instance_group [",
         f"  {{ count: {instance_count} kind: "
-        f"{'KIND_GPU' if form == 'onnxruntime' else 'KIND_CPU'} }}",
+        f"{kind} }}",
         "]",
         "parameters [",
         ",\n".join(
@@ -297,11 +305,13 @@ def write_repository(
     bundle: Bundle | None = None,
     ranker: Bundle | None = None,
     graph: str = "shortlist",
+    device: str = "gpu",
 ) -> list[Path]:
     """Write both forms under ``out/<form>/<model>/``; return the files written.
 
     The onnxruntime form serves ``graph``: the shortlist head, as the embedded default
-    scores (``fp32``'s full head where the bundle has no shortlist graph).
+    scores (``fp32``'s full head where the bundle has no shortlist graph), on ``device``:
+    ``gpu`` (TensorRT FP16 unless ``tensorrt_fp16`` is off), ``cpu`` or ``auto``.
 
     ``bundle`` and ``ranker`` place the exported scorer's and ranker's files. A repository
     with a scorer but no ranker leaves ``tersify_ranker`` out (Triton would fail to load it
@@ -316,12 +326,13 @@ def write_repository(
             batching=batching or Batching(),
             tensorrt_fp16=trt,
             graph=graph,
+            device=device,
         )
         if bundle is not None:
             config = config.for_bundle(bundle)
         written += write_model(config, out / form / config.name, bundle=bundle)
         if with_ranker:
-            ranker_config = RankerConfig(form=config.form, tensorrt_fp16=trt)
+            ranker_config = RankerConfig(form=config.form, tensorrt_fp16=trt, device=device)
             written += write_model(ranker_config, out / form / RANKER_MODEL, bundle=ranker)
         written += _write_compress(config.form, out, bundle, ranker if with_ranker else None)
     return written
