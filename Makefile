@@ -5,7 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODEL ?= gemma-3-270m
 
-# Where the playground's browser tests find Chromium (tests/test_playground.py reads the same).
+# Where the playground's browser tests find Chromium (tests/integration/test_playground.py
+# reads the same).
 CHROMIUM ?= $(if $(TERSIFY_CHROMIUM),$(TERSIFY_CHROMIUM),/usr/bin/chromium)
 # Two packages are installed without their dependencies (below), on purpose: pip would print
 # its "dependency resolver ... ERROR" block about them on every install after. Each install
@@ -64,14 +65,14 @@ chromium:
 test: scorer $(VENV)/.test-extras $(VENV)/triton-stub chromium
 	@status=0; $(BIN)/python -m pytest -q || status=$$?; \
 	if [ ! -x $(CHROMIUM) ]; then \
-		echo "make test: SKIPPED the playground's browser tests (tests/test_playground.py):" \
+		echo "make test: SKIPPED the playground's browser tests (tests/integration/test_playground.py):" \
 			"no Chromium at $(CHROMIUM); install it (apt-get install chromium, as root) to run them"; \
 	fi; \
 	exit $$status
 
 # The HTTP API fuzz with 10,000 generated requests (make test runs 2,000).
 fuzz: $(VENV)/.test-extras
-	TERSIFY_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/test_fuzz_http.py
+	TERSIFY_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/integration/test_fuzz_http.py
 
 # Mutation testing of the core (mutmut, in a copy under build/mutate/): prints the score and
 # the surviving mutants, and checks that the changes planted in issue 15 are caught.

@@ -3,13 +3,17 @@
 It splits text into words, spaces and single CJK characters, and splits each CJK
 character into its UTF-8 bytes as separate tokens, as byte-level tokenizers do, so that
 unit grouping is exercised. Log-probs depend on the token and its predecessor only.
+And a fake ranker, and an LLM that fails in every way an LLM can (``FailingLLM``).
 """
 
 from __future__ import annotations
 
+import json
 import re
+import time
 import zlib
 from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler
 
 import numpy as np
 
@@ -145,3 +149,50 @@ class FakeRanker:
             norm = float(np.linalg.norm(out[row]))
             out[row] = out[row] / norm if norm else out[row]
         return out
+
+
+CONTEXT_CHARS = 1500  # what /small/ holds, as an LLM with a short context
+
+
+def _small_context(prompt: str) -> tuple[int, dict | str]:
+    """llama.cpp's answers: a 400 past the context, else a chat completion."""
+    if len(prompt) > CONTEXT_CHARS:
+        return 400, {"error": {"message": "the request exceeds the available context size"}}
+    message = {"role": "assistant", "content": "4711946"}
+    return 200, {
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 1},
+    }
+
+
+class FailingLLM(BaseHTTPRequestHandler):
+    """An LLM that answers every POST as its path says: /401, /500, /slow, /garbage, /small.
+
+    The failures an LLM can have, which a healthy one will not produce (the ``failing_url``
+    fixture serves it).
+    """
+
+    def do_POST(self) -> None:
+        sent = self.rfile.read(int(self.headers.get("content-length", 0)))
+        kind = self.path.split("/")[1]
+        if kind == "slow":
+            time.sleep(3)
+        status, body = {
+            "401": (401, {"error": {"message": "Incorrect API key provided: sk-..."}}),
+            "500": (500, {"error": {"message": "CUDA out of memory\nat layer 3"}}),
+            "garbage": (200, "<html>not json</html>"),
+        }.get(kind, (200, {}))
+        if kind == "small":
+            status, body = _small_context(json.loads(sent)["messages"][0]["content"])
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        try:
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except BrokenPipeError:  # the client timed out first, as /slow means it to
+            pass
+
+    def log_message(self, *args: object) -> None:
+        pass

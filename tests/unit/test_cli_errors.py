@@ -1,0 +1,48 @@
+"""The ``tersify`` command's refusals that need no scorer, run as a user runs it: a subprocess.
+
+The command with an exported scorer: tests/integration/test_cli.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = ROOT / "examples" / "seed_request.json"
+
+
+def tersify(
+    *args: str, stdin: bytes | None = None, home: Path | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    env = dict(os.environ)
+    if home is not None:
+        env["TERSIFY_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "tersify.cli", *args],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_missing_file_is_bad_input(tmp_path: Path) -> None:
+    done = tersify("compress", str(tmp_path / "nope.json"))
+    assert done.returncode == 2 and done.stdout == b""
+    assert "cannot read" in done.stderr.decode()
+
+
+def test_missing_scorer_says_how_to_export(tmp_path: Path) -> None:
+    done = tersify("compress", str(SEED), home=tmp_path)
+    assert done.returncode == 1 and done.stdout == b""
+    err = done.stderr.decode()
+    assert err.count("\n") == 1 and "tersify export --model NAME" in err
+
+
+def test_export_of_a_missing_model_fails_clearly(tmp_path: Path) -> None:
+    done = tersify("export", "--model", str(tmp_path / "none.gguf"), "--out", str(tmp_path / "o"))
+    assert done.returncode == 1 and "no such GGUF file" in done.stderr.decode()
