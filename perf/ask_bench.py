@@ -17,7 +17,7 @@ SmolLM2-135M-Instruct, ``tersify[llm]``); the same script runs against any
 OpenAI-compatible endpoint (vLLM, OpenAI, ...): pass ``--llm``, ``--model`` and, if the
 endpoint needs one, ``--api-key-env``. Before each call a one-token request clears the
 server's reuse of a common prompt prefix (llama.cpp keeps the last prompt's KV cache), so
-neither prompt rides on the other's cache.
+neither prompt rides on the other's cache. Writes perf/results/ask_bench.md and .json.
 """
 
 from __future__ import annotations
@@ -30,24 +30,16 @@ import statistics
 import sys
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
-from quality_data import Task, tasks
+from harness import RESULTS, results
+from quality_data import Task, seed_task, tasks
 
 from tersify import Compressor
 from tersify.assemble import join_prompt
 from tersify.integrations.ask import question_aware_options
 from tersify.integrations.llm import LLMEndpoint, chat
 from tersify.integrations.local_llm import LocalLLM
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-RESULTS = HERE / "results"
-SEED_KEYWORDS = ("Budget Controller", "Iterative Token-level Prompt Compression", "Alignment")
-
-
-def _seed_task() -> Task:
-    seed = json.loads((ROOT / "examples" / "seed_request.json").read_text(encoding="utf-8"))
-    return Task("seed", "zh", tuple(seed["context"]), seed["question"], "|".join(SEED_KEYWORDS), -1)
 
 
 def _holds(task: Task, answer: str) -> bool:
@@ -59,12 +51,12 @@ def _flush(endpoint: LLMEndpoint) -> None:
     chat(endpoint, [{"role": "user", "content": "Hi"}], max_tokens=1)
 
 
-def run(args: argparse.Namespace, url: str, model: str, key: str | None) -> list[dict[str, object]]:
+def run(args: argparse.Namespace, url: str, model: str, key: str | None) -> list[dict[str, Any]]:
     compressor = Compressor(args.scorer)
     endpoint = LLMEndpoint(url, model=model, api_key=key, timeout=args.timeout)
     chosen: list[Task] = []
     if "seed" in args.tasks:
-        chosen.append(_seed_task())
+        chosen.append(seed_task())
     if "qa" in args.tasks:
         chosen += tasks()
     _flush(endpoint)  # warm-up: model loaded, first-call costs paid
@@ -113,41 +105,48 @@ def run(args: argparse.Namespace, url: str, model: str, key: str | None) -> list
     return rows
 
 
-def table(rows: list[dict[str, object]]) -> str:
-    """The README's markdown table, one row per task and a median row."""
-    lines = [
-        "| task | LLM prompt tokens full → compressed | LLM s full → compressed "
-        "| compression s | end-to-end s full → compressed "
-        "| fact in compressed prompt | answer holds the fact full / compressed |",
-        "|---|---:|---:|---:|---:|---|---|",
+def _yes(value: object) -> str:
+    return "yes" if value else "no"
+
+
+def _cells(r: dict[str, Any]) -> list[object]:
+    return [
+        r["task"],
+        f"{r['full_prompt_tokens']} → {r['compressed_prompt_tokens']}",
+        f"{r['full_llm_s']:.2f} → {r['compressed_llm_s']:.2f}",
+        f"{r['compression_s']:.2f}",
+        f"{r['full_e2e_s']:.2f} → {r['compressed_e2e_s']:.2f}",
+        _yes(r["fact_in_compressed_prompt"]),
+        f"{_yes(r['full_holds'])} / {_yes(r['compressed_holds'])}",
     ]
 
-    def yes(value: object) -> str:
-        return "yes" if value else "no"
 
-    for r in rows:
-        lines.append(
-            f"| {r['task']} | {r['full_prompt_tokens']} → {r['compressed_prompt_tokens']} "
-            f"| {r['full_llm_s']:.2f} → {r['compressed_llm_s']:.2f} | {r['compression_s']:.2f} "
-            f"| {r['full_e2e_s']:.2f} → {r['compressed_e2e_s']:.2f} "
-            f"| {yes(r['fact_in_compressed_prompt'])} "
-            f"| {yes(r['full_holds'])} / {yes(r['compressed_holds'])} |"
-        )
-
+def _median_cells(rows: list[dict[str, Any]]) -> list[object]:
     def median(key: str) -> float:
-        return statistics.median(float(r[key]) for r in rows)  # type: ignore[arg-type]
+        return statistics.median(float(r[key]) for r in rows)
 
     held = [sum(bool(r[k]) for r in rows) for k in ("full_holds", "compressed_holds")]
     kept = sum(bool(r["fact_in_compressed_prompt"]) for r in rows)
-    lines.append(
-        f"| **median** | {median('full_prompt_tokens'):.0f} → "
-        f"{median('compressed_prompt_tokens'):.0f} "
-        f"| {median('full_llm_s'):.2f} → {median('compressed_llm_s'):.2f} "
-        f"| {median('compression_s'):.2f} "
-        f"| {median('full_e2e_s'):.2f} → {median('compressed_e2e_s'):.2f} "
-        f"| {kept}/{len(rows)} | {held[0]}/{len(rows)} / {held[1]}/{len(rows)} |"
-    )
-    return "\n".join(lines)
+    return [
+        "**median**",
+        f"{median('full_prompt_tokens'):.0f} → {median('compressed_prompt_tokens'):.0f}",
+        f"{median('full_llm_s'):.2f} → {median('compressed_llm_s'):.2f}",
+        f"{median('compression_s'):.2f}",
+        f"{median('full_e2e_s'):.2f} → {median('compressed_e2e_s'):.2f}",
+        f"{kept}/{len(rows)}",
+        f"{held[0]}/{len(rows)} / {held[1]}/{len(rows)}",
+    ]
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The docs' markdown table, one row per task and a median row."""
+    columns = [
+        "task", "LLM prompt tokens full → compressed", "LLM s full → compressed",
+        "compression s", "end-to-end s full → compressed", "fact in compressed prompt",
+        "answer holds the fact full / compressed",
+    ]  # fmt: skip
+    cells = [*(_cells(r) for r in rows), _median_cells(rows)]
+    return results.table(columns, cells, align="lrrrrll")
 
 
 def main() -> None:
@@ -176,14 +175,8 @@ def main() -> None:
             url, model = args.llm, args.model
         rows = run(args, url, model, key or None)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(
-        json.dumps({"llm": model, "rate": args.rate, "rows": rows}, ensure_ascii=False, indent=1),
-        encoding="utf-8",
-    )
-    text = table(rows)
-    out.with_suffix(".md").write_text(text + "\n", encoding="utf-8")
-    print(text)
+    data = {"llm": model, "rate": args.rate, "rows": rows}
+    print(results.write(out.name, table(rows), data, directory=out.parent))
 
 
 if __name__ == "__main__":

@@ -12,23 +12,22 @@ question. The same requests run three ways on one loaded scorer:
 - with the cache, repeated pass: the same requests again, every document seen before.
 
 Every output must be the same in the three runs (text and counts); the table gives the
-median latency per request and the speed-up over the uncached path.
+median latency per request and the speed-up over the uncached path. Writes
+perf/results/cache_bench.md and .json.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import resource
 import statistics
-import time
 from collections.abc import Callable
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SEED = ROOT / "examples" / "seed_request.json"
-OUT = Path(__file__).resolve().parent / "out"
+from harness import requests as examples
+from harness import results
+from harness.memory import peak_rss_mb
+from harness.timing import Stopwatch
+
 QUESTIONS = (
     "What does this say about errors?",
     "How is the value computed?",
@@ -42,7 +41,7 @@ def documents(n: int, size: int) -> list[str]:
     """``n`` documents of about ``size`` characters: reference topics, then the seed's text."""
     from pydoc_data.topics import topics
 
-    seed = json.loads(SEED.read_text(encoding="utf-8"))["context"][0]
+    seed = examples.seed()["context"][0]
     seed_parts = [p for p in seed.split("\n\n") if len(p) > 200]
     english = [topics[k] for k in sorted(topics) if len(topics[k]) > size]
     pool: list[str] = []
@@ -72,12 +71,12 @@ def run_pass(
     compress: Callable[[list[str], str], object], work: list[tuple[list[str], str]]
 ) -> tuple[list[float], list[object]]:
     """Latency and result of each request, in order."""
-    times, results = [], []
+    times, answers = [], []
     for contexts, question in work:
-        started = time.perf_counter()
-        results.append(compress(contexts, question))
-        times.append(time.perf_counter() - started)
-    return times, results
+        with Stopwatch() as watch:
+            answers.append(compress(contexts, question))
+        times.append(watch.seconds)
+    return times, answers
 
 
 def main() -> None:
@@ -115,8 +114,8 @@ def main() -> None:
     again_t, again_r = run_pass(through(cached), work)
     stats = cache.stats()
 
-    def same(results: list[object]) -> bool:
-        return all(_output(a) == _output(b) for a, b in zip(base_r, results, strict=True))
+    def same(answers: list[object]) -> bool:
+        return all(_output(a) == _output(b) for a, b in zip(base_r, answers, strict=True))
 
     base = statistics.median(base_t)
     rows = [
@@ -124,29 +123,28 @@ def main() -> None:
         ("cache, first pass", first_t, same(first_r), f"{after_first.hit_rate:.0%}"),
         ("cache, repeated pass", again_t, same(again_r), f"{_pass_rate(after_first, stats):.0%}"),
     ]
-    lines = [
+    cells = [
+        [
+            name, f"{statistics.median(times):.3f}", f"{statistics.mean(times):.3f}",
+            f"{base / statistics.median(times):.1f}x", hits, "yes" if ok else "NO",
+        ]
+        for name, times, ok, hits in rows
+    ]  # fmt: skip
+    columns = [
+        "run", "median per request (s)", "mean (s)", "speed-up (median)", "window hit rate",
+        "same output",
+    ]  # fmt: skip
+    report = (
         f"scorer {scorer.name}; {args.requests} requests x {args.docs} documents from a pool of "
-        f"{args.pool} (~{args.size} characters each), rate {args.rate}",
-        "",
-        "| run | median per request (s) | mean (s) | speed-up (median) | window hit rate "
-        "| same output |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
-    for name, times, ok, hits in rows:
-        med = statistics.median(times)
-        lines.append(
-            f"| {name} | {med:.3f} | {statistics.mean(times):.3f} | {base / med:.1f}x | {hits} "
-            f"| {'yes' if ok else 'NO'} |"
-        )
-    lines += [
-        "",
-        f"cache: {stats.entries} windows, {stats.bytes / 2**20:.1f} MiB; "
-        f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB",
-    ]
-    report = "\n".join(lines)
-    print(report)
-    OUT.mkdir(exist_ok=True)
-    (OUT / "cache_bench.md").write_text(report + "\n", encoding="utf-8")
+        f"{args.pool} (~{args.size} characters each), rate {args.rate}\n\n"
+        + results.table(columns, cells, align="lrrrrl")
+        + f"\n\ncache: {stats.entries} windows, {stats.bytes / 2**20:.1f} MiB; "
+        f"peak RSS {peak_rss_mb():.0f} MB"
+    )
+    data = {
+        name: {"seconds": times, "same": ok, "hit_rate": hits} for name, times, ok, hits in rows
+    }
+    print(results.write("cache_bench", report, {"runs": data}))
     if not (same(first_r) and same(again_r)):
         raise SystemExit("the cached runs changed an output")
 

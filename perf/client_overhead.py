@@ -17,23 +17,20 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
 import pstats
-import statistics
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from harness import requests, results
+from harness.timing import measure
 from tokenizers import Tokenizer
 
 from tersify import Compressor
 from tersify.encoding import forget_counts, load_encoding
 from tersify.scoring import FloatArray, IntArray, Tokenized
 from tersify.settings import Settings
-
-ROOT = Path(__file__).resolve().parent.parent
-SEED = ROOT / "examples" / "seed_request.json"
 
 
 class InstantScorer:
@@ -60,15 +57,8 @@ class InstantScorer:
 
 def _median_ms(work: Callable[[], object], repeat: int) -> tuple[float, float]:
     """Median wall and CPU milliseconds of ``work`` after three warm-up runs."""
-    for _ in range(3):
-        work()
-    wall, cpu = [], []
-    for _ in range(repeat):
-        started, started_cpu = time.perf_counter(), time.process_time()
-        work()
-        wall.append(time.perf_counter() - started)
-        cpu.append(time.process_time() - started_cpu)
-    return statistics.median(wall) * 1e3, statistics.median(cpu) * 1e3
+    runs = measure(work, repeat=repeat, warmup=3)
+    return runs.median * 1e3, runs.cpu_median * 1e3
 
 
 def main() -> None:
@@ -82,17 +72,15 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print the top functions")
     args = parser.parse_args()
 
-    request = json.loads(SEED.read_text(encoding="utf-8"))
+    request = requests.seed()
     scorer = InstantScorer(args.tokenizer)
     compressor = Compressor(scorer, cache=False)  # every run scores, as a first request would
     encoding = load_encoding()
-    prompt = "\n\n".join([*request["context"], request["question"]])
+    prompt = requests.prompt(request)
 
-    def compress() -> object:
+    def compress() -> Any:
         forget_counts()  # cold: no piece counts remembered from the previous run
-        return compressor.compress(
-            request["context"], question=request["question"], ratio=request["ratio"]
-        )
+        return requests.compress(compressor, request)
 
     result = compress()
     own = _median_ms(compress, args.repeat)
@@ -107,10 +95,17 @@ def main() -> None:
             (own[0] - encode[0] - tokenize[0], own[1] - encode[1] - tokenize[1]),
         ),
     ]
-    print(f"seed: {result.origin_tokens} -> {result.compressed_tokens} target tokens")  # type: ignore[attr-defined]
-    print("| work | median wall ms | median CPU ms |\n| --- | --- | --- |")
-    for label, (wall, cpu) in rows:
-        print(f"| {label} | {wall:.2f} | {cpu:.2f} |")
+    counts = f"{result.origin_tokens} -> {result.compressed_tokens} target tokens"
+    table = results.table(
+        ["work", "median wall ms", "median CPU ms"],
+        [[label, f"{wall:.2f}", f"{cpu:.2f}"] for label, (wall, cpu) in rows],
+        align="lrr",
+    )
+    data = {
+        "repeat": args.repeat,
+        "rows": {label: {"wall_ms": w, "cpu_ms": c} for label, (w, c) in rows},
+    }
+    print(results.write("client_overhead", f"The seed: {counts}.\n\n{table}", data))
     if args.profile:
         profile = cProfile.Profile()
         profile.runcall(lambda: [compress() for _ in range(20)])

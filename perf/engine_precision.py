@@ -8,17 +8,18 @@ example request is compressed with the embedded default (onnxruntime, fp32, the 
 default variant) and with the PyTorch engine in each precision and head, at the request's
 own ratio and at rate 0.25; the table gives the share of the compressed prompts' words in
 common (difflib's matching blocks over the longer prompt) and whether they are identical.
+Writes perf/results/engine_precision.md and .json.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
-import json
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
 import numpy as np
+from harness import requests, results
 
 from tersify import Compressor
 from tersify.bundle import Bundle
@@ -26,8 +27,6 @@ from tersify.client import default_variant, open_scorer, resolve_scorer_folder
 from tersify.engines.torch_engine import EngineOptions, TorchEngine
 from tersify.scoring import FloatArray, IntArray, Scorer, Tokenized
 from tersify.settings import Settings
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class EngineScorer:
@@ -50,11 +49,9 @@ class EngineScorer:
         return [scores[row, : len(window)] for row, window in enumerate(windows)]
 
 
-def _compressed(scorer: Scorer, request: dict) -> list[str]:
+def _compressed(scorer: Scorer, request: dict[str, Any]) -> list[str]:
     compressor = Compressor(scorer, cache=False)
-    asked = compressor.compress(
-        request["context"], question=request["question"], ratio=request["ratio"]
-    )
+    asked = requests.compress(compressor, request)
     quarter = compressor.compress(request["context"], rate=0.25)
     return [asked.compressed_prompt, quarter.compressed_prompt]
 
@@ -72,14 +69,12 @@ def main() -> None:
     parser.add_argument("--heads", default="auto,full")
     args = parser.parse_args()
     folder = resolve_scorer_folder(args.scorer, Settings.from_env())
-    request = json.loads((ROOT / "examples" / "seed_request.json").read_text(encoding="utf-8"))
+    request = requests.seed()
     bundle = Bundle.open(folder)
-    print(f"scorer {folder}; the embedded default: {default_variant(bundle)}, fp32")
-    print("| engine | request's ratio: words in common | rate 0.25: words in common |")
-    print("| --- | --- | --- |")
     embedded = open_scorer(str(folder))
     references = {"auto": _compressed(embedded, request)}
     references["full"] = _compressed(open_scorer(str(folder), variant="fp32"), request)
+    rows = []
     for head in args.heads.split(","):
         for dtype in args.dtypes.split(","):
             options = EngineOptions(device="cpu", dtype=dtype, head=head)  # type: ignore[arg-type]
@@ -90,7 +85,14 @@ def main() -> None:
                 for a, b in zip(references[head], got, strict=True)
             ]
             against = "embedded default" if head == "auto" else "fp32 graph"
-            print(f"| {engine.head} head, {dtype} (vs the {against}) | {cells[0]} | {cells[1]} |")
+            rows.append([f"{engine.head} head, {dtype} (vs the {against})", *cells])
+            print(rows[-1], flush=True)
+    columns = ["engine", "request's ratio: words in common", "rate 0.25: words in common"]
+    text = (
+        f"scorer {folder.name}; the embedded default: {default_variant(bundle)}, fp32\n\n"
+        + results.table(columns, rows)
+    )
+    print(results.write("engine_precision", text, {"rows": rows}))
 
 
 if __name__ == "__main__":

@@ -13,24 +13,22 @@ optional OpenVINO inference precision after a colon (``f32`` unless given). For 
 - **latency**: the seed's request (its question and ratio), the engines loaded in one
   process and run in turn, ``--repeat`` rounds, medians (the machine is shared: only
   ratios within one run mean anything); the score cache is off.
+
+Writes perf/results/engines_SCORER.md and .json.
 """
 
 from __future__ import annotations
 
 import argparse
 import inspect
-import json
-import resource
 import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-SEED = ROOT / "examples" / "seed_request.json"
-OUT = Path(__file__).resolve().parent / "out"
+from harness import requests, results, worker
+from harness.memory import peak_rss_mb
+from harness.timing import rounds
+
 RATES = (0.25, 0.5)
 BAR = 0.97
 
@@ -41,7 +39,7 @@ def texts() -> dict[str, str]:
     import textwrap
     from pydoc_data.topics import topics
 
-    seed = json.loads(SEED.read_text(encoding="utf-8"))["context"][0]
+    seed = requests.seed()["context"][0]
     chinese = "\n".join(
         line for line in seed.splitlines() if sum("\u4e00" <= c <= "\u9fff" for c in line) > 8
     )
@@ -89,33 +87,28 @@ def run_worker(scorer: str, engine: str) -> dict[str, Any]:
         for rate in RATES:
             result = compressor.compress([text], rate=rate, explain=True)
             kept[f"{name}@{rate}"] = kept_units(result)
-    return {
-        "engine": engine,
-        "kept": kept,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+    return {"engine": engine, "kept": kept, "peak_rss_mb": peak_rss_mb()}
 
 
 def time_engines(scorer: str, engines: list[str], repeat: int) -> dict[str, dict[str, float]]:
     """Seed latency and scorer tokens/s per engine, run in turn in one process."""
     from tersify import Compressor
 
-    request = json.loads(SEED.read_text(encoding="utf-8"))
+    request = requests.seed()
     compressors = {e: Compressor(open_engine(scorer, e), cache=False) for e in engines}
-    latency: dict[str, list[float]] = {e: [] for e in engines}
-    speed: dict[str, list[float]] = {e: [] for e in engines}
-    for round_ in range(repeat + 1):
-        for engine, compressor in compressors.items():
-            started = time.perf_counter()
-            result = compressor.compress(
-                request["context"], question=request["question"], ratio=request["ratio"]
-            )
-            if round_:  # the first round warms every engine up
-                latency[engine].append(time.perf_counter() - started)
-                speed[engine].append(result.scorer_tokens / result.scorer_seconds)
+    # One round warms every engine up; then each engine once a round, in turn.
+    runs = rounds(
+        {e: (lambda c=c: requests.compress(c, request)) for e, c in compressors.items()},
+        repeat=repeat,
+    )
     return {
-        e: {"latency_s": statistics.median(latency[e]), "tokens_per_s": statistics.median(speed[e])}
-        for e in engines
+        e: {
+            "latency_s": r.median,
+            "tokens_per_s": statistics.median(
+                x.scorer_tokens / x.scorer_seconds for x in r.results
+            ),
+        }
+        for e, r in runs.items()
     }
 
 
@@ -125,45 +118,45 @@ def agreement(ours: list[int], reference: list[int]) -> float:
 
 
 def _worker(scorer: str, engine: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, __file__, "--scorer", scorer, "--worker", engine],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode:
-        return {"engine": engine, "error": done.stderr.strip().splitlines()[-1][:300]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    try:
+        return worker.run(__file__, "--scorer", scorer, "--worker", engine)
+    except worker.WorkerFailed as exc:
+        return {"engine": engine, "error": exc.last_line[:300]}
+
+
+def _row(row: dict[str, Any], reference: dict[str, list[int]], timing: dict[str, Any]) -> list[Any]:
+    engine = row["engine"]
+    if "error" in row:
+        return [engine, f"failed: {row['error']}", "", "", "", "", "", ""]
+    scores = {k: agreement(row["kept"][k], reference[k]) for k in reference}
+    low = {rate: min(v for k, v in scores.items() if k.endswith(f"@{rate}")) for rate in RATES}
+    worst = min(scores, key=lambda k: scores[k])
+    t = timing.get(engine, {"latency_s": float("nan"), "tokens_per_s": float("nan")})
+    return [
+        engine,
+        f"{t['latency_s']:.2f}",
+        f"{timing['fp32']['latency_s'] / t['latency_s']:.2f}x",
+        f"{t['tokens_per_s']:.0f}",
+        f"{low[0.25]:.1%}",
+        f"{low[0.5]:.1%}",
+        f"{worst} {scores[worst]:.1%}",
+        f"{row['peak_rss_mb']:.0f}",
+    ]
 
 
 def report(scorer: str, rows: list[dict[str, Any]], timing: dict[str, dict[str, float]]) -> str:
     """The markdown table: one row per engine, ratios against fp32 in this run."""
     reference = next(r for r in rows if r["engine"] == "fp32")["kept"]
-    base = timing["fp32"]["latency_s"]
-    keys = list(reference)
-    lines = [
+    columns = [
+        "engine", "seed latency (s)", "speed-up", "scorer tokens/s", "agreement @0.25",
+        "agreement @0.5", "lowest text", "peak RSS (MB)",
+    ]  # fmt: skip
+    table = results.table(columns, [_row(r, reference, timing) for r in rows], align="lrrrrrlr")
+    return (
         f"scorer {scorer}; seed request latency (median), agreement = share of the units the "
-        f"engine keeps that fp32 keeps (min over seed/English/Chinese/code; bar {BAR:.0%})",
-        "",
-        "| engine | seed latency (s) | speed-up | scorer tokens/s | agreement @0.25 "
-        "| agreement @0.5 | lowest text | peak RSS (MB) |",
-        "|---|---:|---:|---:|---:|---:|---|---:|",
-    ]
-    for row in rows:
-        engine = row["engine"]
-        if "error" in row:
-            lines.append(f"| {engine} | failed: {row['error']} | | | | | | |")
-            continue
-        scores = {k: agreement(row["kept"][k], reference[k]) for k in keys}
-        low = {rate: min(v for k, v in scores.items() if k.endswith(f"@{rate}")) for rate in RATES}
-        worst = min(scores, key=lambda k: scores[k])
-        t = timing.get(engine, {"latency_s": float("nan"), "tokens_per_s": float("nan")})
-        lines.append(
-            f"| {engine} | {t['latency_s']:.2f} | {base / t['latency_s']:.2f}x | "
-            f"{t['tokens_per_s']:.0f} | {low[0.25]:.1%} | {low[0.5]:.1%} | "
-            f"{worst} {scores[worst]:.1%} | {row['peak_rss_mb']:.0f} |"
-        )
-    return "\n".join(lines)
+        f"engine keeps that fp32 keeps (min over seed/English/Chinese/code; bar {BAR:.0%})\n\n"
+        + table
+    )
 
 
 def main() -> None:
@@ -174,7 +167,7 @@ def main() -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(run_worker(args.scorer, args.worker)))
+        worker.answer(run_worker(args.scorer, args.worker))
         return
     engines = args.engines.split(",")
     if engines[0] != "fp32":
@@ -182,14 +175,8 @@ def main() -> None:
     rows = [_worker(args.scorer, e) for e in engines]
     working = [r["engine"] for r in rows if "error" not in r]
     timing = time_engines(args.scorer, working, args.repeat)
-    table = report(args.scorer, rows, timing)
-    print(table)
-    OUT.mkdir(exist_ok=True)
-    name = Path(args.scorer).name
-    (OUT / f"engines_{name}.md").write_text(table + "\n", encoding="utf-8")
-    (OUT / f"engines_{name}.json").write_text(
-        json.dumps({"rows": rows, "timing": timing}, indent=1), encoding="utf-8"
-    )
+    name = f"engines_{Path(args.scorer).name}"
+    print(results.write(name, report(args.scorer, rows, timing), {"rows": rows, "timing": timing}))
 
 
 if __name__ == "__main__":

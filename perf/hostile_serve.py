@@ -11,7 +11,8 @@
 3. Eight connections each dripping a 415, a 413 and a JSON body a byte every 0.25 s:
    how many are still open without an answer after the read timeout (goal: none).
 
-Writes ``perf/results/hostile_serve.json`` and prints a table. Listens on 127.0.0.1.
+Writes perf/results/hostile_serve.md (the table) and hostile_serve.json. Listens on
+127.0.0.1.
 """
 
 from __future__ import annotations
@@ -19,21 +20,19 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import platform
 import random
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
 
+from harness import results, serve
+from harness.timing import Stopwatch
+
 MB = 1_000_000
-OUT = Path(__file__).parent / "results" / "hostile_serve.json"
 
 
 def shapes() -> dict[str, str]:
@@ -54,50 +53,10 @@ def shapes() -> dict[str, str]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def serve(scorer: str, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tersify.cli",
-            "serve",
-            "--scorer",
-            scorer,
-            "--port",
-            str(port),
-            *extra,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2):
-                return process, base
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("tersify serve did not start")
-
-
 def post(base: str, text: str) -> int:
-    body = json.dumps({"context": [text], "rate": 0.5}).encode()
-    request = urllib.request.Request(
-        f"{base}/compress", data=body, headers={"content-type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=300) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
+    """The status of a compression of ``text`` at rate 0.5."""
+    body = {"context": [text], "rate": 0.5}
+    return serve.post(f"{base}/compress", json.dumps(body).encode()).status
 
 
 def timed_with_healthz(base: str, text: str) -> dict[str, Any]:
@@ -105,17 +64,17 @@ def timed_with_healthz(base: str, text: str) -> dict[str, Any]:
     result: dict[str, Any] = {}
 
     def work() -> None:
-        started = time.monotonic()
-        result["status"] = post(base, text)
-        result["seconds"] = round(time.monotonic() - started, 2)
+        with Stopwatch() as watch:
+            result["status"] = post(base, text)
+        result["seconds"] = round(watch.seconds, 2)
 
     worker = threading.Thread(target=work)
     worker.start()
     latencies = []
     while worker.is_alive():
-        started = time.monotonic()
-        with urllib.request.urlopen(f"{base}/healthz", timeout=60):
-            latencies.append(time.monotonic() - started)
+        with Stopwatch() as probe, urllib.request.urlopen(f"{base}/healthz", timeout=60):
+            pass
+        latencies.append(probe.seconds)
         time.sleep(0.02)
     worker.join()
     latencies.sort()
@@ -127,17 +86,19 @@ def timed_with_healthz(base: str, text: str) -> dict[str, Any]:
 
 def sigterm_during_work(scorer: str, grace: float, text: str) -> float:
     """Seconds from SIGTERM (sent 2 s into a hostile request) to the process's exit."""
-    process, base = serve(scorer, "--grace", str(grace), "--max-scorer-tokens", "10000000")
-    threading.Thread(target=lambda: post(base, text), daemon=True).start()
+    service = serve.start(
+        "--scorer", scorer, "--grace", str(grace), "--max-scorer-tokens", "10000000"
+    )
+    threading.Thread(target=lambda: post(service.base, text), daemon=True).start()
     time.sleep(2)
-    sent = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=120)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return float("inf")
-    return round(time.monotonic() - sent, 2)
+    with Stopwatch() as watch:
+        service.process.send_signal(signal.SIGTERM)
+        try:
+            service.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            service.stop(timeout_s=0)
+            return float("inf")
+    return round(watch.seconds, 2)
 
 
 def drips(base: str, read_timeout: float) -> dict[str, int]:
@@ -184,48 +145,48 @@ def drips(base: str, read_timeout: float) -> dict[str, int]:
     return unanswered
 
 
+def table(rows: dict[str, dict[str, Any]]) -> str:
+    """One row per shape: the answer, its seconds, the slowest ``/healthz`` meanwhile."""
+    cells = [
+        [
+            name, r["status"], r["seconds"],
+            f"{r['healthz_max_ms']} ms (p50 {r['healthz_p50_ms']})",
+        ]
+        for name, r in rows.items()
+    ]  # fmt: skip
+    columns = ["1 MB of", "answer", "seconds", "slowest `/healthz`"]
+    return results.table(columns, cells)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scorer", default="gemma-3-270m")
     parser.add_argument("--grace", type=float, default=5.0)
     args = parser.parse_args()
     texts = shapes()
-    process, base = serve(args.scorer, "--read-timeout", "10")
     rows = {}
-    try:
+    with serve.serving("--scorer", args.scorer, "--read-timeout", "10") as service:
         for name, text in texts.items():
-            rows[name] = timed_with_healthz(base, text)
+            rows[name] = timed_with_healthz(service.base, text)
             print(name, rows[name], flush=True)
-        unanswered = drips(base, 10.0)
+        unanswered = drips(service.base, 10.0)
         print("dripped connections unanswered after the read timeout:", unanswered, flush=True)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
     exit_s = sigterm_during_work(args.scorer, args.grace, texts["hex"])
     print(f"SIGTERM during a hostile request (--grace {args.grace:g}): exited in {exit_s} s")
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
+    text = (
+        f"`tersify serve` with `{args.scorer}`, 1 MB of each shape with `/healthz` timed every "
+        f"20 ms meanwhile\n\n{table(rows)}\n\n"
+        f"- connections dripping a body, unanswered after the read timeout: {unanswered}\n"
+        f"- SIGTERM during a hostile request (`--grace {args.grace:g}`): exited in {exit_s} s"
     )
-    OUT.write_text(
-        json.dumps(
-            {
-                "scorer": args.scorer,
-                "cpu": cpu,
-                "requests_1mb": rows,
-                "dripped_unanswered": unanswered,
-                "sigterm_exit_s": exit_s,
-                "grace_s": args.grace,
-            },
-            indent=2,
-        )
-        + "\n",
-        encoding="utf-8",
-    )
+    data = {
+        "scorer": args.scorer,
+        "requests_1mb": rows,
+        "dripped_unanswered": unanswered,
+        "sigterm_exit_s": exit_s,
+        "grace_s": args.grace,
+    }
+    print(results.write("hostile_serve", text, data))
 
 
 if __name__ == "__main__":

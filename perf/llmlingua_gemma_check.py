@@ -1,6 +1,6 @@
-"""Runs inside perf/.venv-llmlingua-gemma: checks llmlingua_shim's ``legacy_cache``.
+"""Runs inside perf/.venv-llmlingua-gemma: checks ``harness.llmlingua_shim.legacy_cache``.
 
-    python llmlingua_gemma_check.py MODEL_FOLDER SEED_JSON [CHUNK]
+    cd perf && .venv-llmlingua-gemma/bin/python llmlingua_gemma_check.py FOLDER SEED [CHUNK]
 
 Scores the seed's prompt with LLMLingua's own ``get_ppl`` in chunks of CHUNK tokens (200,
 LLMLingua's ``iterative_size``), passing the KV cache on and cutting it by absolute
@@ -11,21 +11,18 @@ forward over the whole text without a cache. Prints the largest difference as JS
 
 import json
 import sys
+from pathlib import Path
 
 import torch
-from llmlingua import PromptCompressor
-from llmlingua_shim import legacy_cache, needs_legacy_cache
+from harness.llmlingua_runner import load_compressor
+from harness.requests import load, prompt
 
 
 def main() -> None:
     folder, seed = sys.argv[1], sys.argv[2]
     chunk = int(sys.argv[3]) if len(sys.argv) > 3 else 200
-    request = json.load(open(seed, encoding="utf-8"))
-    compressor = PromptCompressor(model_name=folder, device_map="cpu")
-    if needs_legacy_cache():
-        legacy_cache(compressor.model)
-    text = "\n\n".join(request["context"] + [request["question"]])
-    encoded = compressor.tokenizer(text, return_tensors="pt")
+    compressor = load_compressor(folder)
+    encoded = compressor.tokenizer(prompt(load(Path(seed))), return_tensors="pt")
     ids, mask = encoded["input_ids"], encoded["attention_mask"]
     with torch.no_grad():
         logits = compressor.model(ids, attention_mask=mask, use_cache=False).logits

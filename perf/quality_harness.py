@@ -7,8 +7,8 @@ planted fact, at several positions, in English and Chinese; plus the seed's own 
 (do its three modules' names survive?). At 2x, 4x and 10x (rate 0.5, 0.25, 0.1) it
 measures whether the answer survives, where the answer's document ranks (tersify reports
 its context order), the achieved rate and the latency, all on the same SmolLM2-135M
-weights. LLMLingua runs in perf/.venv-llmlingua (see bench_seed.py). Writes
-perf/out/quality.md, quality.json and quality.png.
+weights. LLMLingua runs in perf/.venv-llmlingua (``harness.llmlingua``). Writes
+perf/results/quality.md, quality.json and quality.png.
 """
 
 from __future__ import annotations
@@ -16,18 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import time
 from collections import defaultdict
 from pathlib import Path
 
-from bench_seed import ROOT, _llmlingua_python, _smollm2_hf_folder, llmlingua_env
-from quality_data import OUT, Task, tasks
+from harness import OUT, RESULTS, llmlingua, results
+from harness.timing import Stopwatch
+from quality_data import Task, seed_task, tasks
 
 from tersify import Compressor, ContextFilter, TokenFilter
 
 RATES = (0.5, 0.25, 0.1)
-SEED_KEYWORDS = ("Budget Controller", "Iterative Token-level Prompt Compression", "Alignment")
 MODES = {
     "tersify default (auto)": {},
     "tersify token-level": {"mode": "token"},
@@ -38,11 +36,6 @@ MODES = {
         "token_filter": TokenFilter(condition_on_question=True, contrastive=True),
     },
 }
-
-
-def _seed_task() -> Task:
-    seed = json.loads((ROOT / "examples" / "seed_request.json").read_text(encoding="utf-8"))
-    return Task("seed", "zh", tuple(seed["context"]), seed["question"], "|".join(SEED_KEYWORDS), -1)
 
 
 def _survived(task: Task, prompt: str) -> bool:
@@ -62,17 +55,17 @@ def run_tersify(
     for mode, options in MODES.items():
         for task in all_tasks:
             for rate in rates:
-                started = time.perf_counter()
-                result = compressor.compress(
-                    list(task.documents), question=task.question, rate=rate, **options
-                )
+                with Stopwatch() as watch:
+                    result = compressor.compress(
+                        list(task.documents), question=task.question, rate=rate, **options
+                    )
                 order = list(result.context_order)
                 rows.append(
                     {
                         "system": mode + suffix,
                         "task": task.name,
                         "rate": rate,
-                        "seconds": time.perf_counter() - started,
+                        "seconds": watch.seconds,
                         "origin_tokens": result.origin_tokens,
                         "compressed_tokens": result.compressed_tokens,
                         "survived": _survived(task, result.compressed_prompt),
@@ -88,32 +81,22 @@ def run_tersify(
 def run_llmlingua(
     all_tasks: list[Task], rates: tuple[float, ...] = RATES
 ) -> list[dict[str, object]]:
+    """LLMLingua and LongLLMLingua 0.2.2 on SmolLM2-135M's weights, in their own venv."""
+    OUT.mkdir(parents=True, exist_ok=True)
     tasks_file = OUT / "quality_tasks.json"
     tasks_file.write_text(
         json.dumps([t.to_json() for t in all_tasks], ensure_ascii=False), encoding="utf-8"
     )
-    env = llmlingua_env()
-    done = subprocess.run(
-        [
-            str(_llmlingua_python()),
-            str(Path(__file__).with_name("llmlingua_quality_runner.py")),
-            str(_smollm2_hf_folder()),
-            str(tasks_file),
-            ",".join(map(str, rates)),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    if done.returncode:
-        raise SystemExit(f"LLMLingua failed:\n{done.stderr[-3000:]}")
+    folder = str(llmlingua.hf_folder("smollm2-135m"))
+    try:
+        answers = llmlingua.run(
+            llmlingua.python(), "tasks", folder, str(tasks_file), ",".join(map(str, rates))
+        )
+    except llmlingua.LLMLinguaFailed as exc:
+        raise SystemExit(str(exc)) from None
     by_name = {t.name: t for t in all_tasks}
     rows = []
-    for line in done.stdout.splitlines():
-        if not line.startswith("{"):
-            continue
-        row = json.loads(line)
+    for row in answers:
         prompt = row.pop("prompt")
         row["survived"] = _survived(by_name[row["task"]], prompt)
         row["answer_rank"] = None
@@ -121,36 +104,43 @@ def run_llmlingua(
     return rows
 
 
+def _cells(system: str, rate: float, group: list[dict[str, object]], qa: list[str]) -> list[object]:
+    qa_rows = [r for r in group if r["task"] in qa]
+    kept = [r for r in qa_rows if r["survived"]]
+    en = sum(1 for r in kept if str(r["task"]).startswith("en"))
+    zh = sum(1 for r in kept if str(r["task"]).startswith("zh"))
+    n_en = sum(1 for r in qa_rows if str(r["task"]).startswith("en"))
+    positions = sorted({str(r["task"]).split("pos")[1] for r in kept}, key=int)
+    seed = [r for r in group if r["task"] == "seed"]
+    ranks = [int(r["answer_rank"]) for r in qa_rows if r["answer_rank"] is not None]
+    achieved = statistics.mean(
+        float(r["compressed_tokens"]) / float(r["origin_tokens"]) for r in group
+    )
+    return [
+        system,
+        f"{1 / rate:.0f}x",
+        f"{len(kept)}/{len(qa_rows)}",
+        f"{en}/{n_en}",
+        f"{zh}/{len(qa_rows) - n_en}",
+        ",".join(positions) or "-",
+        "yes" if seed and seed[0]["survived"] else "no",
+        f"{statistics.mean(ranks) if ranks else float('nan'):.2f}",
+        f"{achieved:.3f}",
+        f"{statistics.median(float(r['seconds']) for r in group):.1f}",
+    ]
+
+
 def _table(rows: list[dict[str, object]], all_tasks: list[Task]) -> str:
     qa = [t.name for t in all_tasks if t.name != "seed"]
-    lines = [
-        "| system | compression | answer kept (QA) | English | Chinese | positions kept "
-        "| seed's modules kept | answer doc rank (mean) | achieved rate | median latency (s) |",
-        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|",
-    ]
     groups: dict[tuple[str, float], list[dict[str, object]]] = defaultdict(list)
     for r in rows:
         groups[(str(r["system"]), float(r["rate"]))].append(r)
-    for (system, rate), group in groups.items():
-        qa_rows = [r for r in group if r["task"] in qa]
-        kept = [r for r in qa_rows if r["survived"]]
-        en = sum(1 for r in kept if str(r["task"]).startswith("en"))
-        zh = sum(1 for r in kept if str(r["task"]).startswith("zh"))
-        n_en = sum(1 for r in qa_rows if str(r["task"]).startswith("en"))
-        positions = sorted({str(r["task"]).split("pos")[1] for r in kept}, key=int)
-        seed = [r for r in group if r["task"] == "seed"]
-        ranks = [int(r["answer_rank"]) for r in qa_rows if r["answer_rank"] is not None]
-        achieved = statistics.mean(
-            float(r["compressed_tokens"]) / float(r["origin_tokens"]) for r in group
-        )
-        lines.append(
-            f"| {system} | {1 / rate:.0f}x | {len(kept)}/{len(qa_rows)} | {en}/{n_en} "
-            f"| {zh}/{len(qa_rows) - n_en} "
-            f"| {','.join(positions) or '-'} | {'yes' if seed and seed[0]['survived'] else 'no'} "
-            f"| {statistics.mean(ranks) if ranks else float('nan'):.2f} | {achieved:.3f} "
-            f"| {statistics.median(float(r['seconds']) for r in group):.1f} |"
-        )
-    return "\n".join(lines) + "\n"
+    columns = [
+        "system", "compression", "answer kept (QA)", "English", "Chinese", "positions kept",
+        "seed's modules kept", "answer doc rank (mean)", "achieved rate", "median latency (s)",
+    ]  # fmt: skip
+    cells = [_cells(system, rate, group, qa) for (system, rate), group in groups.items()]
+    return results.table(columns, cells, align="llrrrlrrrr")
 
 
 def _plot(rows: list[dict[str, object]], path: Path, rates: tuple[float, ...], scorer: str) -> None:
@@ -192,22 +182,19 @@ def main() -> None:
         "--variants", default="", help="comma-separated variants to compare (default: its default)"
     )
     parser.add_argument("--rates", default=",".join(map(str, RATES)), help="kept fractions")
-    parser.add_argument("--name", default="quality", help="output files' name in perf/out")
+    parser.add_argument("--name", default="quality", help="output files' name in perf/results")
     args = parser.parse_args()
     positions = tuple(int(p) for p in args.positions.split(","))
     rates = tuple(float(r) for r in args.rates.split(","))
-    all_tasks = [*tasks(positions=positions), _seed_task()]
+    all_tasks = [*tasks(positions=positions), seed_task()]
     rows = []
     for variant in args.variants.split(",") if args.variants else [None]:
         rows += run_tersify(all_tasks, args.scorer, variant, rates)
     if not args.skip_llmlingua:  # LLMLingua runs on SmolLM2's weights
         rows += run_llmlingua(all_tasks, rates)
-    OUT.mkdir(exist_ok=True)
-    (OUT / f"{args.name}.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
-    table = _table(rows, all_tasks)
-    (OUT / f"{args.name}.md").write_text(table, encoding="utf-8")
-    _plot(rows, OUT / f"{args.name}.png", rates, args.scorer)
-    print(table)
+    text = results.write(args.name, _table(rows, all_tasks), {"rows": rows})
+    _plot(rows, RESULTS / f"{args.name}.png", rates, args.scorer)
+    print(text)
 
 
 if __name__ == "__main__":

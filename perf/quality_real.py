@@ -10,7 +10,7 @@ paragraphs each, the gold one first, 10th or last; see perf/data/README.md). A s
 still in the compressed prompt. For each scorer and rate, every tersify system runs on the
 same requests; LLMLingua and LongLLMLingua 0.2.2 (its recommended options) run on SmolLM2-135M,
 the weights tersify's ``smollm2-135m`` scorer is exported from, in their own virtual
-environment (perf/.venv-llmlingua, see bench_seed.py). The table gives recall overall and
+environment (perf/.venv-llmlingua, see ``harness.llmlingua``). The table gives recall overall and
 by gold position, the median seconds per request and the achieved rate; the ranker's own
 table says where the gold document ranked. With ``--llm URL --model NAME`` every prompt,
 the full one included, is also sent to that OpenAI-compatible LLM (as `tersify ask` does)
@@ -23,24 +23,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
-import subprocess
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench_seed import OUT, _llmlingua_python, hf_folder, llmlingua_env
+from harness import OUT, RESULTS, llmlingua, results
+from harness.timing import Stopwatch
 from quality_real_data import RealRequest, load, normalize_answer
 
 from tersify import Compressor
 from tersify.coarse import bm25_scores
 from tersify.ranking import relevance
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
 RATES = (0.25, 0.1)
 POSITIONS = ("first", "middle", "last")
 INSTRUCTION = "Answer the question from the documents below. Answer with a few words only."
@@ -74,20 +71,20 @@ def run_tersify(
     for system in systems:
         for request in requests if system == "default" else requests[:compare]:
             for rate in rates:
-                started = time.perf_counter()
-                result = compressor.compress(
-                    list(request.documents),
-                    question=request.question,
-                    rate=rate,
-                    mode=SYSTEMS[system],
-                )
+                with Stopwatch() as watch:
+                    result = compressor.compress(
+                        list(request.documents),
+                        question=request.question,
+                        rate=rate,
+                        mode=SYSTEMS[system],
+                    )
                 rows.append(
                     _row(
                         f"tersify {system}",
                         scorer,
                         request,
                         rate,
-                        time.perf_counter() - started,
+                        watch.seconds,
                         result.compressed_prompt,
                         result.origin_tokens,
                         result.compressed_tokens,
@@ -163,23 +160,16 @@ def _llmlingua_subprocess(
         ),
         encoding="utf-8",
     )
+    folder = str(llmlingua.hf_folder("smollm2-135m"))
     with LLMLINGUA_SAVED.open("a", encoding="utf-8") as sink:
-        done = subprocess.run(
-            [
-                str(_llmlingua_python("smollm2-135m")),
-                str(HERE / "llmlingua_quality_runner.py"),
-                str(hf_folder("smollm2-135m")),
-                str(tasks),
-                ",".join(str(r) for r in rates),
-            ],
-            stdout=sink,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=llmlingua_env(),
-            check=False,
-        )
-    if done.returncode:
-        raise SystemExit(f"LLMLingua failed:\n{done.stderr[-3000:]}")
+        try:
+            llmlingua.run(
+                llmlingua.python("smollm2-135m"),
+                *("tasks", folder, str(tasks), ",".join(str(r) for r in rates)),
+                stdout=sink,
+            )
+        except llmlingua.LLMLinguaFailed as exc:
+            raise SystemExit(str(exc)) from None
 
 
 def ranker_table(requests: Sequence[RealRequest]) -> list[Row]:
@@ -196,9 +186,9 @@ def ranker_table(requests: Sequence[RealRequest]) -> list[Row]:
     for name, score in rankings.items():
         ranks, seconds = [], []
         for request in requests:
-            started = time.perf_counter()
-            scores = score(request)
-            seconds.append(time.perf_counter() - started)
+            with Stopwatch() as watch:
+                scores = score(request)
+            seconds.append(watch.seconds)
             order = sorted(range(len(scores)), key=lambda i: -scores[i])
             ranks.append(order.index(request.gold))
         rows.append(
@@ -336,22 +326,6 @@ def _system_lines(table: Sequence[Row]) -> list[str]:
     return lines
 
 
-def _cpu() -> str:
-    """The CPU's model, cores and SIMD, as every figure in perf/results/ names it."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return platform.processor() or "unknown CPU"
-    fields = dict(
-        (key.strip(), value.strip())
-        for key, _, value in (line.partition(":") for line in out.splitlines())
-    )
-    flags = fields.get("Flags", "").split()
-    simd = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    cores = fields.get("CPU(s)", "?")
-    return f"{fields.get('Model name', '?')} ({cores} cores, {'/'.join(simd) or 'no AVX2'})"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="the first N requests only")
@@ -401,20 +375,12 @@ def main() -> None:
          summarize([r for r in rows if r["request"] in among])),
     ]
     ranking = ranker_table(requests)
-    command = "python perf/quality_real.py " + " ".join(
-        a for a in __import__("sys").argv[1:]
-    )
-    cpu = _cpu()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "quality_real.json").write_text(
-        json.dumps({"command": command, "cpu": cpu, "tables": dict(tables), "ranker": ranking,
-                    "rows": [{k: v for k, v in r.items() if k != "prompt"} for r in rows]},
-                   indent=1) + "\n",
-        encoding="utf-8",
-    )
-    text = markdown(tables, ranking, command.strip(), cpu)
-    (args.out / "quality_real.md").write_text(text, encoding="utf-8")
-    print(text)
+    cpu = results.cpu_summary()
+    data = {"tables": dict(tables), "ranker": ranking,
+            "rows": [{k: v for k, v in r.items() if k != "prompt"} for r in rows]}
+    text = markdown(tables, ranking, results.command_line(), cpu)
+    print(results.write("quality_real", text, data, directory=args.out, machine=cpu,
+                        with_header=False))
 
 
 if __name__ == "__main__":

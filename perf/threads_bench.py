@@ -7,26 +7,24 @@ request compressed one at a time with the engine's threads at 1 and at every cor
 default), and two compressions at once from two threads sharing one scorer (what
 ``tersify serve`` does with ``--max-inflight 2``): median seconds per compression and
 compressions per second. Score cache off. The machine is shared: read ratios in one run.
+Writes perf/results/threads_bench.md and .json.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
+
+from harness import requests, results
+from harness.timing import Stopwatch
 
 from tersify import Compressor
 from tersify.bundle import Bundle
 from tersify.client import resolve_scorer_folder
 from tersify.settings import Settings
-
-ROOT = Path(__file__).resolve().parent.parent
-SEED = ROOT / "examples" / "seed_request.json"
 
 
 def _scorer(bundle: Bundle, engine: str, threads: int | None) -> Any:
@@ -41,20 +39,20 @@ def _scorer(bundle: Bundle, engine: str, threads: int | None) -> Any:
 
 def _measure(compressor: Compressor, at_once: int, repeat: int) -> tuple[float, float]:
     """Median seconds per compression and compressions per second, ``at_once`` in flight."""
-    request = json.loads(SEED.read_text(encoding="utf-8"))
+    request = {**requests.seed(), "ratio": 0.2}
 
     def one(_: int) -> float:
-        started = time.perf_counter()
-        compressor.compress(request["context"], question=request["question"], ratio=0.2)
-        return time.perf_counter() - started
+        with Stopwatch() as watch:
+            requests.compress(compressor, request)
+        return watch.seconds
 
     one(0)  # warm-up
     latencies, rates = [], []
     with ThreadPoolExecutor(at_once) as pool:
         for _ in range(repeat):
-            started = time.perf_counter()
-            latencies += list(pool.map(one, range(at_once)))
-            rates.append(at_once / (time.perf_counter() - started))
+            with Stopwatch() as batch:
+                latencies += list(pool.map(one, range(at_once)))
+            rates.append(at_once / batch.seconds)
     return statistics.median(latencies), statistics.median(rates)
 
 
@@ -66,17 +64,23 @@ def main() -> None:
     args = parser.parse_args()
     bundle = Bundle.open(resolve_scorer_folder(args.scorer, Settings.from_env()))
     cores = os.cpu_count() or 1
-    print(
-        f"{args.scorer}, {cores} cores, the example request, medians of {args.repeat}\n\n"
-        "| engine | threads per run | compressions at once | s per compression "
-        "| compressions/s |\n|---|---:|---:|---:|---:|"
-    )
+    rows = []
     for engine in args.engines.split(","):
         for threads, at_once in ((1, 1), (None, 1), (None, 2), (1, 2)):
             compressor = Compressor(_scorer(bundle, engine, threads), cache=False)
             latency, rate = _measure(compressor, at_once, args.repeat)
             label = "all (default)" if threads is None else str(threads)
-            print(f"| {engine} | {label} | {at_once} | {latency:.2f} | {rate:.3f} |", flush=True)
+            rows.append([engine, label, at_once, f"{latency:.2f}", f"{rate:.3f}"])
+            print(rows[-1], flush=True)
+    columns = [
+        "engine", "threads per run", "compressions at once", "s per compression",
+        "compressions/s",
+    ]  # fmt: skip
+    text = (
+        f"{args.scorer}, {cores} cores, the example request, medians of {args.repeat}\n\n"
+        + results.table(columns, rows, align="lrrrr")
+    )
+    print(results.write("threads_bench", text, {"rows": rows}))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ layers, a call with ``use_cache`` and no cache starts an empty full one, and the
 going out goes back to ``(key, value)`` pairs. Full layers keep every position, as
 transformers 4.44 did; the sliding window is still applied by the attention mask, so the
 log-probs are those of one forward over the whole text (perf/llmlingua_gemma_check.py).
-LLMLingua's own code runs unmodified. Used by perf/llmlingua_runner.py and the GPU kit.
+LLMLingua's own code runs unmodified. Used by :mod:`harness.llmlingua_runner` (here and in
+the GPU kit) and perf/llmlingua_gemma_check.py. Runs inside LLMLingua's venv.
 """
 
 import transformers
