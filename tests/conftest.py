@@ -31,6 +31,28 @@ if os.environ.get("TERSIFY_MUTATION"):
     settings.load_profile("mutation")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--shard",
+        metavar="K/N",
+        help="run the K-th of N interleaved shares of the tests (make test-fast runs 2 at once)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shard = config.getoption("--shard")
+    if not shard:
+        return
+    try:
+        k, n = (int(part) for part in shard.split("/"))
+    except ValueError:
+        k = n = 0
+    if not 1 <= k <= n:
+        raise pytest.UsageError(f"--shard {shard}: K must be 1 to N, as in --shard 1/2")
+    config.hook.pytest_deselected(items=[t for i, t in enumerate(items) if i % n != k - 1])
+    items[:] = items[k - 1 :: n]
+
+
 @pytest.fixture()
 def fake_scorer() -> FakeScorer:
     return FakeScorer()
