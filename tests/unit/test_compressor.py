@@ -122,3 +122,16 @@ def test_bad_arguments_are_named(
 def test_not_a_scorer_is_refused() -> None:
     with pytest.raises(BadRequestError, match="Scorer"):
         Compressor(scorer=42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("entry", ["compress", "compress_segments", "compress_json"])
+def test_every_entry_point_takes_the_run_options_and_refuses_others(
+    fake_compressor: Compressor, entry: str
+) -> None:
+    call = getattr(fake_compressor, entry)
+    text = sample_text("english", 2_000, 3) if entry != "compress_json" else {"a": "b " * 400}
+    result = call(text, target_token=120, explain=True)
+    assert result.compressed_tokens == result.target_tokens == 120
+    assert result.explanation is not None
+    with pytest.raises(TypeError, match=f"{entry}\\(\\) got an unexpected keyword argument 'rtae'"):
+        call(text, rtae=0.5)
