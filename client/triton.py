@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -158,6 +158,16 @@ def _unavailable(exc: InferenceServerException) -> bool:
 def connect(target: TritonTarget) -> Any:
     """A sync gRPC client for ``target`` that finds a restarted server again within a second."""
     return grpcclient.InferenceServerClient(url=target.address, channel_args=_CHANNEL_ARGS)
+
+
+def int64_inputs(arrays: Mapping[str, IntArray], module: Any = grpcclient) -> list[Any]:
+    """One INT64 input tensor per named array, of ``module`` (tritonclient.grpc or its aio)."""
+    tensors = []
+    for name, array in arrays.items():
+        tensor = module.InferInput(name, list(array.shape), "INT64")
+        tensor.set_data_from_numpy(array)
+        tensors.append(tensor)
+    return tensors
 
 
 def check_concurrency(max_in_flight: int, max_batch: int) -> None:
@@ -323,12 +333,6 @@ class _TritonScorerBase(BundleScorerBase):
         return batches
 
     @staticmethod
-    def _inputs(module: Any, ids: IntArray) -> list[Any]:
-        tensor = module.InferInput(INPUT_NAME, list(ids.shape), "INT64")
-        tensor.set_data_from_numpy(ids)
-        return [tensor]
-
-    @staticmethod
     def _parse(result: Any, shape: tuple[int, ...]) -> FloatArray:
         out = result.as_numpy(OUTPUT_NAME)
         if out is None or out.ndim != 2 or out.shape[0] != shape[0] or out.shape[1] < shape[1]:
@@ -375,7 +379,7 @@ class TritonScorer(_TritonScorerBase):
         self._channel.close()
 
     def _one(self, ids: IntArray, timeout: float) -> FloatArray:
-        result = self._channel.infer(self._inputs(grpcclient, ids), timeout)
+        result = self._channel.infer(int64_inputs({INPUT_NAME: ids}), timeout)
         return self._parse(result, ids.shape)
 
 
@@ -407,7 +411,7 @@ class AsyncTritonScorer(_TritonScorerBase):
         await self._client.close()
 
     async def _one(self, ids: IntArray) -> FloatArray:
-        inputs = self._inputs(aioclient, ids)
+        inputs = int64_inputs({INPUT_NAME: ids}, aioclient)
         deadline = time.monotonic() + self._calls.retry.retry_for_s
         attempt = 0
         while True:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 
@@ -27,6 +26,7 @@ from tersify.client.triton import (  # needs [triton]
     TritonChannel,
     TritonTarget,
     check_concurrency,
+    int64_inputs,
 )
 from tersify.client.triton_models import RANKER_BATCHING, RANKER_MODEL, ranker_requests
 from tersify.engines.ranker import RankerTokenizer
@@ -34,13 +34,6 @@ from tersify.errors import ScorerError
 from tersify.limits import check_deadline
 from tersify.scoring import FloatArray, IntArray
 from tersify.settings import Settings
-
-try:
-    import tritonclient.grpc as grpcclient
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "the Triton ranker needs tritonclient: pip install 'tersify[triton]'"
-    ) from exc
 
 _HINT = (
     "is it running, and does it serve the ranker? `tersify triton status`; a Triton "
@@ -125,7 +118,9 @@ class TritonRanker:
         self._channel.close()
 
     def _one(self, ids: IntArray, mask: IntArray, timeout: float) -> FloatArray:
-        result = self._channel.infer(_inputs(ids, mask), timeout)
+        result = self._channel.infer(
+            int64_inputs(dict(zip(RANKER_INPUTS, (ids, mask), strict=True))), timeout
+        )
         out = result.as_numpy(RANKER_OUTPUT)
         if out is None or out.ndim != 2 or out.shape[0] != ids.shape[0] or out.shape[1] < 1:
             raise ScorerError(
@@ -133,12 +128,3 @@ class TritonRanker:
                 f"{RANKER_OUTPUT!r} tensor for a {list(ids.shape)} batch"
             )
         return np.asarray(out, dtype=np.float32)
-
-
-def _inputs(ids: IntArray, mask: IntArray) -> list[Any]:
-    tensors = []
-    for name, array in zip(RANKER_INPUTS, (ids, mask), strict=True):
-        tensor = grpcclient.InferInput(name, list(array.shape), "INT64")
-        tensor.set_data_from_numpy(array)
-        tensors.append(tensor)
-    return tensors
