@@ -71,25 +71,33 @@ ORIGIN_TOKENS = "ORIGIN_TOKENS"
 COMPRESSED_TOKENS = "COMPRESSED_TOKENS"
 
 
-class BlsScorer(BundleScorerBase):
+class _PerRequest:
+    """Made once per model instance; ``bound`` gives each request its own copy.
+
+    The copy runs on a worker thread under the request's deadline and hands its BLS calls
+    to the stub's event loop.
+    """
+
+    _loop = None
+    _deadline = Deadline(None)
+
+    def bound(self, loop, deadline):
+        request = copy.copy(self)
+        request._loop, request._deadline = loop, deadline
+        return request
+
+
+class BlsScorer(_PerRequest, BundleScorerBase):
     """A scorer whose ``logprobs`` asks the scorer model through BLS, all windows at once.
 
-    One is made per model instance (it holds the tokenizer); ``bound`` gives each request
-    its copy, which runs on a worker thread and hands its BLS calls to the stub's event
-    loop. Windows are right-padded to the scorer's padded lengths, as the gRPC scorer does.
+    It holds the tokenizer (see ``_PerRequest``). Windows are right-padded to the scorer's
+    padded lengths, as the gRPC scorer does.
     """
 
     def __init__(self, bundle, *, model, lengths):
         super().__init__(bundle)
         self._model = model
         self._lengths = lengths
-        self._loop = None
-        self._deadline = Deadline(None)
-
-    def bound(self, loop, deadline):
-        scorer = copy.copy(self)
-        scorer._loop, scorer._deadline = loop, deadline
-        return scorer
 
     @property
     def max_window(self):
@@ -137,12 +145,11 @@ class BlsScorer(BundleScorerBase):
         return np.array(out[0, :length], dtype=np.float32)
 
 
-class BlsRanker:
+class BlsRanker(_PerRequest):
     """A ranker whose ``embed`` asks the ranker model through BLS, all batches at once.
 
     Texts are tokenized here with the ranker's export and padded as the gRPC ranker pads
     them (``ranker_requests``), so that they meet other requests' in the ranker's batcher.
-    ``bound`` gives each request its copy, as ``BlsScorer.bound`` does.
     """
 
     def __init__(self, bundle, *, model, lengths, max_batch):
@@ -151,13 +158,6 @@ class BlsRanker:
         self._model = model
         self._lengths = lengths
         self._max_batch = max_batch
-        self._loop = None
-        self._deadline = Deadline(None)
-
-    def bound(self, loop, deadline):
-        ranker = copy.copy(self)
-        ranker._loop, ranker._deadline = loop, deadline
-        return ranker
 
     @property
     def name(self):
