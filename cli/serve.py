@@ -39,7 +39,7 @@ def serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from tersify.service import create_app
-        from tersify.service.guard import LOOPBACK_HOSTS, ServeConfig
+        from tersify.service.config import LOOPBACK_HOSTS, ServeConfig
         from tersify.service.logs import configure
         from tersify.service.protocol import GuardedH11Protocol
     except ImportError as exc:

@@ -24,6 +24,7 @@ from tersify.errors import ScorerUnavailableError
 from tersify.limits import Deadline
 from tersify.request import CompressRequest, answer, request_schema
 from tersify.request import compress as compress_request
+from tersify.service.config import ServeConfig
 from tersify.service.errors import (
     HTTPError,
     MethodNotAllowedError,
@@ -31,8 +32,9 @@ from tersify.service.errors import (
     error_response,
 )
 from tersify.service.gateway import Gateway, add_gateway
-from tersify.service.guard import Guard, GuardMiddleware, ServeConfig
+from tersify.service.guard import Guard
 from tersify.service.metrics import CONTENT_TYPE
+from tersify.service.middleware import GuardMiddleware
 from tersify.service.playground import add_playground
 
 _ANSWER_SCHEMA: dict[str, Any] = {

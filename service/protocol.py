@@ -3,7 +3,7 @@
 uvicorn times out an idle kept-alive connection, but not one that opens and sends
 nothing, or half a request line, or headers a byte at a time. Here every request's
 headers must arrive within ``timeout_keep_alive`` seconds of its first byte (or of the
-connection); the body has its own read timeout in :class:`~tersify.service.guard.Guard`.
+connection); the body has its own read timeout in :class:`~tersify.service.body.BodyReader`.
 
 A request that h11 itself refuses (a bad or conflicting ``Content-Length``, a
 ``Transfer-Encoding`` other than chunked, headers over ``h11_max_incomplete_event_size``)

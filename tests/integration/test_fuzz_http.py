@@ -21,7 +21,7 @@ from tersify import Compressor
 from tersify.limits import Limits
 from tersify.request import request_schema
 from tersify.service import create_app
-from tersify.service.guard import ServeConfig
+from tersify.service.config import ServeConfig
 
 from fakes import FakeScorer
 

@@ -24,8 +24,8 @@ from openai import OpenAI
 from tersify import Compressor
 from tersify.errors import BadRequestError
 from tersify.service import create_app
+from tersify.service.config import ServeConfig
 from tersify.service.gateway import Gateway, Upstream, model_path, prompt_texts
-from tersify.service.guard import ServeConfig
 
 from texts import sample_text
 

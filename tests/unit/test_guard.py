@@ -19,7 +19,7 @@ from tersify import Compressor
 from tersify.limits import Limits
 from tersify.scoring import FloatArray, IntArray
 from tersify.service import create_app
-from tersify.service.guard import ServeConfig
+from tersify.service.config import ServeConfig
 from tersify.service.metrics import Metrics
 
 from fakes import FakeScorer
@@ -400,12 +400,12 @@ def test_bodies_being_read_hold_no_ticket_and_have_their_own_bound() -> None:
         config = {"max_inflight": 1, "max_queue": 1, "read_timeout_s": 1.5}
         async with _client(limits=Limits(max_body_bytes=1000), **config) as client:
             guard = client._transport.app.state.guard  # type: ignore[attr-defined]
-            assert guard.max_reading_bytes == 4000
+            assert guard.bodies.max_reading_bytes == 4000
             drippers = [
                 asyncio.ensure_future(client.post("/compress", content=dripping(), headers=JSON))
                 for _ in range(10)  # more than max_inflight + max_queue
             ]
-            while guard._reading_bytes < 10:
+            while guard.bodies.reading_bytes < 10:
                 await asyncio.sleep(0.01)
             # Body senders take no ticket: whole requests still get in meanwhile.
             whole = [await client.post("/compress", content=SMALL, headers=JSON) for _ in range(3)]
@@ -417,11 +417,11 @@ def test_bodies_being_read_hold_no_ticket_and_have_their_own_bound() -> None:
                 )
                 for _ in range(4)
             ]
-            while guard._reading_bytes < 3600:
+            while guard.bodies.reading_bytes < 3600:
                 await asyncio.sleep(0.01)
             refused = await client.post("/compress", content=dripping(b" " * 900), headers=JSON)
             done = list(await asyncio.gather(*drippers, *big))
-            assert guard._reading_bytes == 0
+            assert guard.bodies.reading_bytes == 0
             return done, refused, whole
 
     done, refused, whole = _run(go())

@@ -37,7 +37,7 @@ from tersify.encoding import (
 from tersify.graphemes import bidi_anchors, cluster_spans
 from tersify.scoring import group_units
 from tersify.service import create_app
-from tersify.service.guard import ServeConfig
+from tersify.service.config import ServeConfig
 from tersify.service.logs import JsonFormatter, TextFormatter
 
 from fakes import FakeScorer
