@@ -8,6 +8,12 @@ to end over gRPC, one 512-token window round trip, perf_analyzer at concurrency 
 0.2.2 on the same GPU when its wheels are in the kit. ``--cpu`` is the dry run: a tiny
 model of the same architecture on the CPU, few repetitions, the same flow.
 
+Triton is started and stopped by tersify's own ``tersify.triton.server`` (the kit's server
+is laid out as the ``nvidia-pytriton`` wheel it was trimmed from); the timing, perf_analyzer,
+LLMLingua's runner and the result files are the benchmarks' harness (``harness/``, beside
+``gpu/`` in the kit as in perf/). Writes ``gpu.md`` and ``gpu.json`` into WORK and, where
+it is set, ``$OUT``: copy them to perf/results/ for the docs.
+
 ``bench.py config-from-gguf SCORER OUT`` (used by pack.sh) writes the scorer's
 configuration read from its GGUF source.
 """
@@ -15,37 +21,41 @@ configuration read from its GGUF source.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
-import sysconfig
-import time
-import urllib.request
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-MODEL = "tersify_scorer"
+# gpu/bench.py and harness/ lie side by side, in perf/ and in the kit.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from harness import llmlingua as lingua
+from harness import requests, results
+from harness.timing import Stopwatch, measure
+from harness.triton import (
+    PerfAnalyzer,
+    PerfAnalyzerError,
+    counters,
+    grpc_address,
+    input_data,
+    running,
+)
+
+from tersify.client.triton_models import MODEL_NAME as MODEL
+from tersify.triton.server import ServerState
+
 WINDOW = 512
 
 
 def _say(message: str) -> None:
     print(message, flush=True)
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _ms(values: list[float]) -> tuple[float, float]:
-    ordered = sorted(values)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return statistics.median(ordered) * 1e3, p99 * 1e3
 
 
 # -- the scorer: architecture from the kit, random weights ---------------------------------
@@ -107,102 +117,47 @@ def build_scorer(kit: Path, work: Path, cpu: bool) -> tuple[Path, str]:
 # -- the server ------------------------------------------------------------------------------
 
 
-class Server:
+def serving(
+    work: Path,
+    scorer: Path,
+    cpu: bool,
+    queue_delay_us: int,
+    instances: int = 1,
+    head: str = "auto",
+    compile: bool = False,
+) -> AbstractContextManager[ServerState]:
     """The kit's tritonserver with the python-form model running the torch engine."""
+    from tersify.bundle import Bundle
+    from tersify.client.triton_models import Batching
+    from tersify.triton.config import ScorerConfig
 
-    def __init__(
-        self,
-        work: Path,
-        scorer: Path,
-        cpu: bool,
-        queue_delay_us: int,
-        instances: int = 1,
-        head: str = "auto",
-        compile: bool = False,
-    ) -> None:
-        from tersify.bundle import Bundle
-        from tersify.client.triton_models import Batching
-        from tersify.triton.config import ScorerConfig, write_model
+    config = ScorerConfig(
+        form="python",
+        engine="torch",
+        batching=Batching(max_queue_delay_us=queue_delay_us),
+        cuda_graphs=not cpu,
+        instance_count=instances,
+        engine_head=head,
+        engine_compile=compile,
+    )
+    run_dir = work / f"triton-{instances}-{head}"
+    return running(Bundle.open(scorer), run_dir, scorer=config, ranker=None, ready_timeout_s=600)
 
-        self.work = work
-        repo = work / "repository"
-        batching = Batching(max_queue_delay_us=queue_delay_us)
-        config = ScorerConfig(
-            form="python",
-            engine="torch",
-            batching=batching,
-            cuda_graphs=not cpu,
-            instance_count=instances,
-            engine_head=head,
-            engine_compile=compile,
-        )
-        write_model(config, repo / MODEL, bundle=Bundle.open(scorer), symlink=True)
-        self.http, self.grpc, self.metrics = _port(), _port(), _port()
-        server = work / "server"
-        libdir = sysconfig.get_config_var("LIBDIR") or ""
-        env = dict(os.environ)
-        env["LD_LIBRARY_PATH"] = os.pathsep.join(
-            p for p in (libdir, str(server / "libs"), env.get("LD_LIBRARY_PATH", "")) if p
-        )
-        site = [
-            str(work / "site"),
-            *sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}),
-        ]
-        site += [p for p in sys.path if p.endswith("-packages") and p not in site]
-        env["TERSIFY_SITE_PACKAGES"] = os.pathsep.join(site)
-        self.log = work / f"tritonserver-{instances}-{head}.log"
-        command = [
-            str(server / "bin" / "tritonserver"),
-            f"--model-repository={repo}",
-            f"--backend-directory={server / 'backends'}",
-            "--http-address=127.0.0.1",
-            f"--http-port={self.http}",
-            "--grpc-address=127.0.0.1",
-            f"--grpc-port={self.grpc}",
-            "--metrics-address=127.0.0.1",
-            f"--metrics-port={self.metrics}",
-            "--allow-gpu-metrics=false",
-        ]
-        self.process = subprocess.Popen(
-            command, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env
-        )
 
-    def wait(self, timeout_s: float) -> float:
-        started = time.monotonic()
-        url = f"http://127.0.0.1:{self.http}/v2/models/{MODEL}/ready"
-        while time.monotonic() - started < timeout_s:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"tritonserver exited: {self.log.read_text(errors='replace')[-3000:]}"
-                )
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return time.monotonic() - started
-            except OSError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(
-            f"not ready in {timeout_s}s: {self.log.read_text(errors='replace')[-3000:]}"
-        )
+def server_log(state: ServerState) -> str:
+    return (Path(state.run_dir) / "tritonserver.log").read_text(errors="replace")
 
-    def engine_line(self) -> str:
-        found = re.findall(r"tersify scorer: ([^\"\n]*)", self.log.read_text(errors="replace"))
-        return found[-1] if found else "(no engine line in the log)"
 
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+def engine_line(state: ServerState) -> str:
+    found = re.findall(r"tersify scorer: ([^\"\n]*)", server_log(state))
+    return found[-1] if found else "(no engine line in the log)"
 
 
 # -- measurements ----------------------------------------------------------------------------
 
 
 def seed_end_to_end(
-    grpc_port: int, scorer: Path, request: dict[str, Any], repeat: int, warmup: int
+    address: str, scorer: Path, request: dict[str, Any], repeat: int, warmup: int
 ) -> dict[str, Any]:
     """The seed compressed through Triton over gRPC, one compression at a time."""
     import numpy as np
@@ -211,40 +166,20 @@ def seed_end_to_end(
     from tersify.bundle import Bundle
     from tersify.client.triton import TritonScorer, TritonTarget
 
-    client = TritonScorer(TritonTarget.parse(f"grpc://127.0.0.1:{grpc_port}"), Bundle.open(scorer))
+    client = TritonScorer(TritonTarget.parse(f"grpc://{address}"), Bundle.open(scorer))
     compressor = Compressor(client, cache=False)  # every run asks the server
-
-    def once() -> Any:
-        return compressor.compress(
-            request["context"], question=request["question"], ratio=request["ratio"]
-        )
-
-    for _ in range(warmup):
-        result = once()
-    times, scorer_times = [], []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = once()
-        times.append(time.perf_counter() - started)
-        scorer_times.append(result.scorer_seconds)
+    runs = measure(lambda: requests.compress(compressor, request), repeat=repeat, warmup=warmup)
     window = [int(x) for x in client.tokenize("\n\n".join(request["context"])).ids[: WINDOW - 1]]
     window = np.asarray([client.bos_token_id or 0, *window], dtype=np.int64)
-    trips = []
-    for i in range(repeat + warmup):
-        started = time.perf_counter()
-        client.logprobs([window])
-        if i >= warmup:
-            trips.append(time.perf_counter() - started)
-    p50, p99 = _ms(times)
-    s50, _ = _ms(scorer_times)
-    w50, w99 = _ms(trips)
+    trips = measure(lambda: client.logprobs([window]), repeat=repeat, warmup=warmup)
     client.close()
+    result = runs.last
     return {
-        "p50_ms": p50,
-        "p99_ms": p99,
-        "scorer_p50_ms": s50,
-        "window_p50_ms": w50,
-        "window_p99_ms": w99,
+        "p50_ms": runs.median * 1e3,
+        "p99_ms": runs.p99 * 1e3,
+        "scorer_p50_ms": statistics.median(r.scorer_seconds for r in runs.results) * 1e3,
+        "window_p50_ms": trips.median * 1e3,
+        "window_p99_ms": trips.p99 * 1e3,
         "origin_tokens": result.origin_tokens,
         "compressed_tokens": result.compressed_tokens,
         "scorer_tokens": result.scorer_tokens,
@@ -253,93 +188,57 @@ def seed_end_to_end(
 
 
 def perf_analyzer(
-    work: Path, grpc_port: int, window: list[int], levels: list[int], interval_ms: int
+    work: Path, address: str, window: list[int], levels: list[int], interval_ms: int
 ) -> list[dict[str, Any]]:
     """Throughput at each concurrency with real ids, and the mean batch Triton merged."""
-    import tritonclient.grpc as grpcclient
-
-    data = work / "pa_input.json"
-    data.write_text(
-        json.dumps({"data": [{"input_ids": {"content": window, "shape": [len(window)]}}]})
+    data = input_data(
+        work / "pa_input.json", [{"input_ids": {"content": window, "shape": [len(window)]}}]
     )
-    client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
-
-    def counts() -> tuple[int, int, int]:
-        stats = client.get_inference_statistics(MODEL).model_stats[0]
-        failed = int(stats.inference_stats.fail.count)
-        return int(stats.inference_count), int(stats.execution_count), failed
-
-    rows = []
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        p for p in (str(work / "palibs"), env.get("LD_LIBRARY_PATH", "")) if p
+    )
+    analyzer = PerfAnalyzer(work / "perf_analyzer", env)
+    window_options = (
+        ["--measurement-mode", "count_windows", "--measurement-request-count", "3"]
+        if interval_ms <= 0
+        else ["--measurement-interval", str(interval_ms)]
+    )
+    rows: list[dict[str, Any]] = []
     for level in levels:
-        before = counts()
-        command = [
-            str(work / "perf_analyzer"),
-            "-m",
-            MODEL,
-            "-i",
-            "grpc",
-            "-u",
-            f"127.0.0.1:{grpc_port}",
-            "--input-data",
-            str(data),
-            "--shape",
-            f"input_ids:{len(window)}",
-            "--concurrency-range",
-            f"{level}:{level}",
-            *(
-                ["--measurement-mode", "count_windows", "--measurement-request-count", "3"]
-                if interval_ms <= 0
-                else ["--measurement-interval", str(interval_ms)]
-            ),
-            "--max-trials",
-            "6",
-            "--stability-percentage",
-            "25" if interval_ms > 0 else "60",  # the CPU dry run is noisy: its flow matters
-        ]
-        env = dict(os.environ)
-        env["LD_LIBRARY_PATH"] = os.pathsep.join(
-            p for p in (str(work / "palibs"), env.get("LD_LIBRARY_PATH", "")) if p
-        )
-        done = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
-        after = counts()
-        match = re.search(r"Throughput: ([0-9.]+) infer/sec", done.stdout)
-        latency = re.search(r"p50 latency: ([0-9]+) usec", done.stdout)
-        if match is None:
-            rows.append({"concurrency": level, "error": (done.stdout + done.stderr)[-800:]})
+        before = counters(address, MODEL)
+        try:
+            measured = analyzer.run(
+                MODEL, address, data, level,
+                "--shape", f"input_ids:{len(window)}",
+                *window_options,
+                "--max-trials", "6",
+                # the CPU dry run is noisy: its flow matters
+                "--stability-percentage", "25" if interval_ms > 0 else "60",
+                report=work / f"pa_c{level}.csv",
+                timeout_s=180,
+            )  # fmt: skip
+        except PerfAnalyzerError as exc:
+            rows.append({"concurrency": level, "error": str(exc)})
             continue
-        inferences, executions = after[0] - before[0], after[1] - before[1]
-        if after[2] > before[2] or done.returncode != 0:
-            rows.append(
-                {
-                    "concurrency": level,
-                    "error": f"{after[2] - before[2]} failed requests, rc {done.returncode}: "
-                    + (done.stdout + done.stderr)[-600:],
-                }
-            )
+        delta = counters(address, MODEL) - before
+        if delta.failed:
+            rows.append({"concurrency": level, "error": f"{delta.failed} failed requests"})
             continue
         rows.append(
             {
                 "concurrency": level,
-                "infer_per_s": float(match.group(1)),
-                "tokens_per_s": float(match.group(1)) * len(window),
-                "p50_ms": int(latency.group(1)) / 1e3 if latency else float("nan"),
-                "mean_batch": inferences / executions if executions else float("nan"),
+                "infer_per_s": measured.infer_per_s,
+                "tokens_per_s": measured.infer_per_s * len(window),
+                "p50_ms": measured.p50_us / 1e3,
+                "mean_batch": delta.mean_batch,
             }
         )
-    client.close()
     return rows
 
 
-def _timed(run: Any, repeat: int, warmup: int, sync: Any) -> float:
-    times = []
-    for i in range(repeat + warmup):
-        sync()
-        started = time.perf_counter()
-        run()
-        sync()
-        if i >= warmup:
-            times.append(time.perf_counter() - started)
-    return _ms(times)[0]
+def _timed(run: Callable[[], object], repeat: int, warmup: int, sync: Any) -> float:
+    return measure(run, repeat=repeat, warmup=warmup, sync=sync).median * 1e3
 
 
 def prompt_ids(scorer: Path, request: dict[str, Any]) -> list[int]:
@@ -347,9 +246,8 @@ def prompt_ids(scorer: Path, request: dict[str, Any]) -> list[int]:
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(scorer / "tokenizer.json"))
-    text = "\n\n".join([*request["context"], request["question"]])
     bos = json.loads((scorer / "manifest.json").read_text())["bos_token_id"]
-    return [bos, *tokenizer.encode(text, add_special_tokens=False).ids]
+    return [bos, *tokenizer.encode(requests.prompt(request), add_special_tokens=False).ids]
 
 
 def eager_lower_bound(scorer: Path, ids: list[int], cpu: bool, repeat: int) -> dict[str, Any]:
@@ -440,39 +338,9 @@ def engine_alone(scorer: Path, ids: list[int], cpu: bool, repeat: int) -> dict[s
     return report
 
 
-LLMLINGUA_SCRIPT = r"""
-import json, statistics, sys, time, torch
-from llmlingua import PromptCompressor
-folder, seed, repeat, device, kit = sys.argv[1:6]
-repeat = int(repeat)
-sys.path.insert(0, kit)
-from llmlingua_shim import legacy_cache, needs_legacy_cache  # transformers 5: tuple caches
-request = json.load(open(seed, encoding="utf-8"))
-out = {}
-for mode in ("llmlingua", "longllmlingua"):
-    compressor = PromptCompressor(model_name=folder, device_map=device)
-    if needs_legacy_cache():
-        legacy_cache(compressor.model)
-    kwargs = {"rank_method": "longllmlingua", "condition_in_question": "after_condition",
-              "condition_compare": True} if mode == "longllmlingua" else {}
-    times = []
-    for i in range(repeat + 2):
-        if device == "cuda": torch.cuda.synchronize()
-        started = time.perf_counter()
-        compressor.compress_prompt(request["context"], question=request["question"],
-                                   rate=1 - request["ratio"], **kwargs)
-        if device == "cuda": torch.cuda.synchronize()
-        if i >= 2: times.append(time.perf_counter() - started)
-    out[mode] = statistics.median(times) * 1e3
-print("RESULT " + json.dumps(out))
-"""
-
-
 def llmlingua(work: Path, scorer: Path, kit: Path, cpu: bool, repeat: int) -> dict[str, Any]:
     """LLMLingua 0.2.2 on the same device and request, with the same random model."""
-    try:
-        import llmlingua  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("llmlingua") is None:
         return {"error": "LLMLingua's wheels are not in the kit"}
     import torch
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
@@ -490,43 +358,27 @@ def llmlingua(work: Path, scorer: Path, kit: Path, cpu: bool, repeat: int) -> di
     )
     tokenizer.save_pretrained(str(folder))
     del model
-    script = work / "llmlingua_run.py"
-    script.write_text(LLMLINGUA_SCRIPT)
-    # LLMLingua asks tiktoken for cl100k_base, which tiktoken would download: give it the
-    # file tersify ships, under tiktoken's cache key. No network, no Hugging Face Hub.
-    import tersify
-
-    cache = work / "tiktoken-cache"
-    cache.mkdir(exist_ok=True)
-    shipped = Path(tersify.__file__).parent / "encodings" / "cl100k_base.tiktoken"
-    (cache / "9b5ad71b2ce5302211f9c61530b329a4922fc6a4").write_bytes(shipped.read_bytes())
-    env = dict(os.environ, TIKTOKEN_CACHE_DIR=str(cache), HF_HUB_OFFLINE="1")
-    done = subprocess.run(
-        [
+    seed = ["seed", str(folder), str(kit / "seed_request.json"), "--repeat", str(repeat)]
+    options = ["--device", "cpu" if cpu else "cuda", "--modes", "llmlingua,longllmlingua"]
+    try:
+        rows = lingua.run(
             sys.executable,
-            str(script),
-            str(folder),
-            str(kit / "seed_request.json"),
-            str(repeat),
-            "cpu" if cpu else "cuda",
-            str(kit),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=150,
-        env=env,
-    )
-    found = re.search(r"RESULT (.*)", done.stdout)
-    if not found:
-        return {"error": (done.stdout + done.stderr)[-1500:]}
-    return json.loads(found.group(1))
+            *seed,
+            *options,
+            "--warmup",
+            "2",
+            env=lingua.environment(work / "tiktoken-cache"),
+            timeout_s=900 if cpu else 150,  # the CPU dry run on a shared machine is slow
+        )
+    except (lingua.LLMLinguaFailed, subprocess.TimeoutExpired) as exc:
+        return {"error": str(exc)[-1500:]}
+    return {row["mode"]: row["median_s"] * 1e3 for row in rows}
 
 
 # -- the table -------------------------------------------------------------------------------
 
 
-def _row(measure: str, result: str, goal: str = "") -> str:
-    return f"| {measure} | {result} | {goal} |"
+Row = list[str]
 
 
 def _throughput(row: dict[str, Any]) -> str:
@@ -538,84 +390,189 @@ def _throughput(row: dict[str, Any]) -> str:
     )
 
 
-def table(report: dict[str, Any]) -> str:
-    """The report as one markdown table, the device and engine above it."""
-    seed, eager, ll = report["seed"], report["eager"], report.get("llmlingua", {})
-    lines = [
-        f"GPU: {report['device']}   scorer: {report['scorer']}",
-        f"engine: {report['engine']}   server ready in {report['ready_s']:.1f}s"
-        f"   server's compile: {report['server_compile']}",
-        "",
-        _row("measure", "result", "goal"),
-        _row("---", "---", "---"),
-        _row(
+def _server_rows(report: dict[str, Any]) -> list[Row]:
+    """The seed, the window and perf_analyzer against the server (both heads)."""
+    seed = report["seed"]
+    rows = [
+        [
             f"seed end to end over gRPC, concurrency 1 ({report['repeat']} runs)",
             f"p50 {seed['p50_ms']:.1f} ms, p99 {seed['p99_ms']:.1f} ms (scorer p50 "
             f"{seed['scorer_p50_ms']:.1f} ms; {seed['origin_tokens']} -> "
             f"{seed['compressed_tokens']} tokens, {seed['scorer_tokens']} scorer tokens)",
             "<= 15 ms p50, <= 25 ms p99",
-        ),
-        _row(
+        ],
+        [
             f"one {WINDOW}-token window round trip",
             f"p50 {seed['window_p50_ms']:.2f} ms, p99 {seed['window_p99_ms']:.2f} ms",
             "<= 3 ms p50",
-        ),
+        ],
     ]
     for row in report["perf_analyzer"]:
         measure = f"perf_analyzer [1, {WINDOW}] c={row['concurrency']}" + (
             f", {row['instances']} instances" if row.get("instances") else ""
         )
         goal = ">= 300k tokens/s" if row["concurrency"] == 32 else ""
-        lines.append(_row(measure, _throughput(row), goal))
+        rows.append([measure, _throughput(row), goal])
     full = report.get("full_head")
     if full:
-        lines.append(
-            _row(
+        rows.append(
+            [
                 f"the same, full-vocabulary head: seed end to end ({full['repeat']} runs)",
                 f"p50 {full['p50_ms']:.1f} ms, p99 {full['p99_ms']:.1f} ms (scorer p50 "
                 f"{full['scorer_p50_ms']:.1f} ms); window p50 {full['window_p50_ms']:.2f} ms",
-            )
+                "",
+            ]
         )
         for row in full["perf_analyzer"]:
             measure = f"the same, full-vocabulary head: perf_analyzer c={row['concurrency']}"
-            lines.append(_row(measure, _throughput(row)))
-    lines.append(
-        _row(f"eager PyTorch lower bound, [1, {eager['tokens']}]", f"{eager['p50_ms']:.1f} ms")
-    )
-    alone = report["alone"]
+            rows.append([measure, _throughput(row), ""])
+    return rows
+
+
+def _engine_rows(report: dict[str, Any]) -> list[Row]:
+    """The eager lower bound and the engine alone, each graph and how it ran."""
+    eager, alone = report["eager"], report["alone"]
+    rows = [[f"eager PyTorch lower bound, [1, {eager['tokens']}]", f"{eager['p50_ms']:.1f} ms", ""]]
     for name, ms in alone["graphs"].items():
-        rows = int(name.split("[")[1].split(",")[0])
-        lines.append(
-            _row(
+        batch = int(name.split("[")[1].split(",")[0])
+        rows.append(
+            [
                 f"engine alone, {alone['run_as'][name.rsplit(' [', 1)[0]]}, {name}",
-                f"{ms:.2f} ms ({rows * WINDOW / ms:.0f}k tokens/s)",
-            )
+                f"{ms:.2f} ms ({batch * WINDOW / ms:.0f}k tokens/s)",
+                "",
+            ]
         )
-    lines.append(
-        _row("fused vs plain log-softmax, max abs diff", f"{alone['fused_vs_torch_max_abs']:.2e}")
+    rows.append(
+        ["fused vs plain log-softmax, max abs diff", f"{alone['fused_vs_torch_max_abs']:.2e}", ""]
     )
     if "compiled_max_abs" in alone:
-        lines.append(
-            _row("compiled vs eager decoder, max abs diff", f"{alone['compiled_max_abs']:.2e}")
+        rows.append(
+            ["compiled vs eager decoder, max abs diff", f"{alone['compiled_max_abs']:.2e}", ""]
         )
-    lines.append(_row("the decoder compiled", alone.get("compile", "not tried")))
+    rows.append(["the decoder compiled", alone.get("compile", "not tried"), ""])
+    return rows
+
+
+def _llmlingua_rows(report: dict[str, Any]) -> list[Row]:
+    """LLMLingua's modes, each against tersify's p50 (and the full head's, where measured)."""
+    ll, seed, full = report.get("llmlingua", {}), report["seed"], report.get("full_head")
+    rows = []
     if "error" in ll:
-        lines.append(_row("LLMLingua 0.2.2", f"not run: {ll['error'][-300:]!r}"))
+        rows.append(["LLMLingua 0.2.2", f"not run: {ll['error'][-300:]!r}", ""])
     for mode, ms in ll.items():
         if mode != "error":
             versus = f"{ms:.1f} ms ({ms / seed['p50_ms']:.1f}x tersify's p50"
             if full:  # LLMLingua sums the whole vocabulary: the ratio to that head too
                 versus += f"; {ms / full['p50_ms']:.1f}x with the full-vocabulary head"
-            lines.append(
-                _row(f"LLMLingua 0.2.2 `{mode}`, same device and model", versus + ")", ">= 15x")
+            rows.append(
+                [f"LLMLingua 0.2.2 `{mode}`, same device and model", versus + ")", ">= 15x"]
             )
-    return "\n".join(lines)
+    return rows
+
+
+def table(report: dict[str, Any]) -> str:
+    """The report as one markdown table, the device and engine above it."""
+    rows = [*_server_rows(report), *_engine_rows(report), *_llmlingua_rows(report)]
+    return (
+        f"GPU: {report['device']}   scorer: {report['scorer']}\n"
+        f"engine: {report['engine']}   server ready in {report['ready_s']:.1f}s"
+        f"   server's compile: {report['server_compile']}\n\n"
+        + results.table(["measure", "result", "goal"], rows)
+    )
+
+
+def _interval(args: argparse.Namespace) -> int:
+    return 0 if args.cpu else args.interval_ms
+
+
+def served(
+    args: argparse.Namespace, scorer: Path, request: dict[str, Any], report: dict[str, Any]
+) -> list[int]:
+    """The seed, the window and perf_analyzer against the server; the window's ids."""
+    work, compiled = Path(args.work).resolve(), report["compile_on"]
+    repeat, levels = report["repeat"], report["levels"]
+    _say(f"== tritonserver with the torch engine, compile {report['server_compile']}")
+    started = Stopwatch().start()
+    with serving(work, scorer, args.cpu, args.queue_delay_us, compile=compiled) as state:
+        report["ready_s"] = started.elapsed
+        report["engine"] = engine_line(state)
+        _say(f"   ready in {report['ready_s']:.1f}s: {report['engine']}")
+        _say(f"== seed end to end over gRPC, {repeat} runs")
+        address = grpc_address(state)
+        report["seed"] = seed_end_to_end(address, scorer, request, repeat, 1 if args.cpu else 5)
+        window: list[int] = report["seed"].pop("window_ids")
+        _say(f"   {report['seed']}")
+        _say(f"== perf_analyzer at concurrency {levels}")
+        report["perf_analyzer"] = perf_analyzer(work, address, window, levels, _interval(args))
+        for row in report["perf_analyzer"]:
+            _say(f"   {row}")
+        report["server_log"] = server_log(state)[:100_000]
+    return window
+
+
+def full_head(
+    args: argparse.Namespace,
+    scorer: Path,
+    request: dict[str, Any],
+    window: list[int],
+    report: dict[str, Any],
+) -> dict[str, Any]:
+    """The same server with the full-vocabulary head: the seed, the window, two levels."""
+    work, levels = Path(args.work).resolve(), report["levels"]
+    _say("== the same server with the full-vocabulary head (engine_head=full)")
+    compiled = report["compile_on"]
+    with serving(
+        work, scorer, args.cpu, args.queue_delay_us, head="full", compile=compiled
+    ) as state:
+        runs = max(2, report["repeat"] // 3)
+        address = grpc_address(state)
+        compare = seed_end_to_end(address, scorer, request, runs, 1 if args.cpu else 5)
+        compare.pop("window_ids")
+        compare["repeat"] = runs
+        compare["engine"] = engine_line(state)
+        _say(f"   {compare}")
+        compare["perf_analyzer"] = perf_analyzer(
+            work, address, window, [levels[0], levels[-1]], _interval(args)
+        )
+    for row in compare["perf_analyzer"]:
+        row["head"] = "full"
+        _say(f"   {row}")
+    return compare
+
+
+def more_instances(
+    args: argparse.Namespace, scorer: Path, window: list[int], compiled: bool
+) -> list[dict[str, Any]]:
+    """perf_analyzer at concurrency 16 and 32 against ``--instances`` model instances."""
+    work = Path(args.work).resolve()
+    _say(f"== {args.instances} model instances: perf_analyzer at concurrency 16, 32")
+    with serving(
+        work, scorer, args.cpu, args.queue_delay_us, args.instances, compile=compiled
+    ) as state:
+        rows = perf_analyzer(work, grpc_address(state), window, [16, 32], args.interval_ms)
+    for row in rows:
+        row["instances"] = args.instances
+        _say(f"   {row}")
+    return rows
+
+
+def write(report: dict[str, Any], work: Path) -> str:
+    """gpu.md and gpu.json into WORK, and into $OUT where it is set (with the server's log)."""
+    import torch
+
+    log = report.pop("server_log", "")
+    machine = f"{report['device']} (torch {torch.__version__}), CPU {results.cpu_summary()}"
+    text = table(report)
+    for folder in filter(None, (str(work), os.environ.get("OUT"))):
+        results.write("gpu", text, report, directory=Path(folder), machine=machine)
+        Path(folder, "tritonserver.log").write_text(log)
+    return text
 
 
 def run(args: argparse.Namespace) -> None:
     from tersify.engines.torch_engine import SHORTLIST_FILE
 
-    started = time.monotonic()
+    started = Stopwatch().start()
     kit, work = Path(args.kit).resolve(), Path(args.work).resolve()
     import torch
 
@@ -629,7 +586,8 @@ def run(args: argparse.Namespace) -> None:
     scorer, description = build_scorer(kit, work, cpu)
     _say(f"   {description} (timing does not depend on weight values)")
     report: dict[str, Any] = {"device": device, "scorer": description, "repeat": repeat}
-    request = json.loads((kit / "seed_request.json").read_text(encoding="utf-8"))
+    report["levels"] = levels
+    request = requests.load(kit / "seed_request.json")
     ids = prompt_ids(scorer, request)
     _say("== the engine alone: full and shortlist head, eager and compiled decoder")
     report["alone"] = engine_alone(scorer, ids, cpu, 1 if cpu else 50)
@@ -637,57 +595,13 @@ def run(args: argparse.Namespace) -> None:
         torch.cuda.empty_cache()  # its engines are gone: the server, next, gets the memory
     _say(f"   {report['alone']}")
     compiled = {"on": True, "off": False}.get(args.compile, report["alone"]["compile_wins"])
+    report["compile_on"] = compiled
     report["server_compile"] = f"{'on' if compiled else 'off'} ({args.compile})"
-    _say(f"== tritonserver with the torch engine, compile {report['server_compile']}")
-    server = Server(work, scorer, cpu, args.queue_delay_us, compile=compiled)
-    try:
-        report["ready_s"] = server.wait(600)
-        report["engine"] = server.engine_line()
-        _say(f"   ready in {report['ready_s']:.1f}s: {report['engine']}")
-        _say(f"== seed end to end over gRPC, {repeat} runs")
-        report["seed"] = seed_end_to_end(server.grpc, scorer, request, repeat, 1 if cpu else 5)
-        window = report["seed"].pop("window_ids")
-        _say(f"   {report['seed']}")
-        _say(f"== perf_analyzer at concurrency {levels}")
-        report["perf_analyzer"] = perf_analyzer(
-            work, server.grpc, window, levels, 0 if cpu else args.interval_ms
-        )
-        for row in report["perf_analyzer"]:
-            _say(f"   {row}")
-    finally:
-        server.stop()
+    window = served(args, scorer, request, report)
     if (scorer / SHORTLIST_FILE).is_file() and not args.skip_full_head:
-        _say("== the same server with the full-vocabulary head (engine_head=full)")
-        full = Server(work, scorer, cpu, args.queue_delay_us, head="full", compile=compiled)
-        try:
-            full.wait(600)
-            runs = max(2, repeat // 3)
-            compare = seed_end_to_end(full.grpc, scorer, request, runs, 1 if cpu else 5)
-            compare.pop("window_ids")
-            compare["repeat"] = runs
-            compare["engine"] = full.engine_line()
-            _say(f"   {compare}")
-            compare["perf_analyzer"] = perf_analyzer(
-                work, full.grpc, window, [levels[0], levels[-1]], 0 if cpu else args.interval_ms
-            )
-            for row in compare["perf_analyzer"]:
-                row["head"] = "full"
-                _say(f"   {row}")
-            report["full_head"] = compare
-        finally:
-            full.stop()
+        report["full_head"] = full_head(args, scorer, request, window, report)
     if args.instances > 1 and not cpu:
-        _say(f"== {args.instances} model instances: perf_analyzer at concurrency 16, 32")
-        more = Server(work, scorer, cpu, args.queue_delay_us, args.instances, compile=compiled)
-        try:
-            more.wait(600)
-            rows = perf_analyzer(work, more.grpc, window, [16, 32], args.interval_ms)
-            for row in rows:
-                row["instances"] = args.instances
-                _say(f"   {row}")
-            report["perf_analyzer"] += rows
-        finally:
-            more.stop()
+        report["perf_analyzer"] += more_instances(args, scorer, window, compiled)
     _say("== eager PyTorch lower bound")
     report["eager"] = eager_lower_bound(scorer, ids, cpu, 1 if cpu else 50)
     _say(f"   {report['eager']}")
@@ -695,15 +609,8 @@ def run(args: argparse.Namespace) -> None:
         _say("== LLMLingua 0.2.2")
         report["llmlingua"] = llmlingua(work, scorer, kit, cpu, 1 if cpu else 10)
         _say(f"   {report['llmlingua']}")
-    report["wall_s"] = time.monotonic() - started
-    text = table(report)
-    (work / "results.json").write_text(json.dumps(report, indent=2))
-    (work / "table.md").write_text(text + "\n")
-    out = os.environ.get("OUT")
-    if out:
-        Path(out, "results.json").write_text(json.dumps(report, indent=2))
-        Path(out, "table.md").write_text(text + "\n")
-        Path(out, "tritonserver.log").write_text(server.log.read_text(errors="replace")[:100_000])
+    report["wall_s"] = started.elapsed
+    text = write(report, work)
     _say(f"\n{text}\n\n(whole run {report['wall_s']:.0f}s)")
 
 

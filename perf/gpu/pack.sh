@@ -6,8 +6,12 @@
 # trimmed from the nvidia-pytriton wheel, tritonclient with grpcio, protobuf and rapidjson
 # wheels, the perf_analyzer binary, tersify's own wheel, the scorer's tokenizer and
 # configuration (no weights: run.sh builds the architecture with random weights), the
-# seed request, LLMLingua 0.2.2's wheels (unless LLMLINGUA=0) with its KV-cache shim,
-# run.sh and bench.py.
+# seed request, LLMLingua 0.2.2's wheels (unless LLMLINGUA=0), run.sh, gpu/bench.py and the
+# benchmarks' harness (harness/: LLMLingua's runner and KV-cache shim among it).
+#
+# The server keeps the wheel's own layout (pytriton/tritonserver/..., nvidia_pytriton.libs/):
+# run.sh unpacks it into the kit's virtual environment, where tersify.triton.server finds it
+# as it finds the installed wheel.
 #
 # Environment: PYVER (target Python, 3.12), PERF_ANALYZER (a pip requirement whose wheel
 # holds the binary: perf-analyzer==2.60.0, or tritonclient[all]==2.51.0 for older glibc),
@@ -29,7 +33,8 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$DIR/wheels"
 DIR=$(cd "$DIR" && pwd)
-rm -rf "$DIR"/wheels/* "$DIR"/server.tar.xz "$DIR"/scorer "$DIR"/palibs
+rm -rf "$DIR"/wheels/* "$DIR"/server.tar.xz "$DIR"/scorer "$DIR"/palibs "$DIR"/gpu "$DIR"/harness \
+  "$DIR"/bench.py "$DIR"/llmlingua_shim.py
 
 platforms=()
 for n in 17 24 27 28 31 34 35 36 37 38 39; do platforms+=(--platform "manylinux_2_${n}_x86_64"); done
@@ -42,24 +47,19 @@ download() {  # download DEST REQUIREMENT...
 
 echo "== tritonserver (nvidia-pytriton 0.7.0), trimmed for Python $PYVER"
 CACHE=${CACHE:-$HOME/.cache/tersify/kit}
-cached="$CACHE/server-pytriton-0.7.0-py$PYVER.tar.xz"
+cached="$CACHE/server-pytriton-0.7.0-py$PYVER-wheel-layout.tar.xz"
 if [ -f "$cached" ]; then
   cp "$cached" "$DIR/server.tar.xz"
 else
 download "$WORK/pytriton" nvidia-pytriton==0.7.0
-mkdir -p "$WORK/server"
-unzip -q "$WORK"/pytriton/nvidia_pytriton-*.whl -d "$WORK/unpacked" \
+unzip -q "$WORK"/pytriton/nvidia_pytriton-*.whl -d "$WORK/server" \
   'pytriton/tritonserver/bin/tritonserver' \
   'pytriton/tritonserver/backends/python/*' \
   "pytriton/tritonserver/python_backend_stubs/$PYVER/triton_python_backend_stub" \
   'nvidia_pytriton.libs/*'
-tree="$WORK/unpacked/pytriton/tritonserver"
-mkdir -p "$WORK/server/backends/python"
-cp -a "$tree/bin" "$WORK/server/bin"
-cp -a "$tree/backends/python/." "$WORK/server/backends/python/"
-cp "$tree/python_backend_stubs/$PYVER/triton_python_backend_stub" "$WORK/server/backends/python/"
-cp -a "$WORK/unpacked/nvidia_pytriton.libs" "$WORK/server/libs"
-rm -f "$WORK"/server/libs/libpython3*  # the target's own libpython is used
+# Only the binary, not pytriton's Python side: an empty package that find_spec can find.
+touch "$WORK/server/pytriton/__init__.py"
+rm -f "$WORK"/server/nvidia_pytriton.libs/libpython3*  # the target's own libpython is used
 tar -C "$WORK/server" -cf - . | xz -T0 -6 > "$DIR/server.tar.xz"
 mkdir -p "$CACHE" && cp "$DIR/server.tar.xz" "$cached"
 fi
@@ -69,7 +69,7 @@ download "$DIR/wheels" tritonclient==2.73.0 grpcio==1.85.3 protobuf==6.33.6 pyth
 if [ "$LLMLINGUA" = 1 ]; then
   # With their own dependencies that a PyTorch image may lack (nltk's click and joblib,
   # accelerate for device_map); LLMLingua runs on the image's transformers through
-  # llmlingua_shim.py (transformers 5 hands out Cache objects where it wants tuples).
+  # harness/llmlingua_shim.py (transformers 5 hands out Cache objects where it wants tuples).
   download "$DIR/wheels" llmlingua==0.2.2 nltk==3.9.1 click==8.5.1 joblib==1.6.0 \
     accelerate==1.15.0 psutil==7.2.2
 fi
@@ -101,7 +101,10 @@ else
   "$PYTHON" "$HERE/bench.py" config-from-gguf "$SCORER" "$DIR/scorer/config.json"
 fi
 cp "$ROOT/examples/seed_request.json" "$DIR/seed_request.json"
-cp "$HERE/run.sh" "$HERE/bench.py" "$HERE/../llmlingua_shim.py" "$DIR/"
+mkdir -p "$DIR/gpu" "$DIR/harness"
+cp "$HERE/run.sh" "$DIR/"
+cp "$HERE/bench.py" "$DIR/gpu/"
+cp "$HERE"/../harness/*.py "$DIR/harness/"
 chmod +x "$DIR/run.sh"
 
 size=$(du -sb "$DIR" | cut -f1)
