@@ -28,9 +28,11 @@ from tersify.limits import (
 
 if TYPE_CHECKING:
     from tersify.service.gateway import Gateway
+    from tersify.service.memory import MemoryPlan
 
 TOKEN_ENV = "TERSIFY_TOKEN"  # noqa: S105 - the variable's name, not a secret
 DEFAULT_GRACE_S = 30.0
+TRITON = "triton"  # the variant name of a scorer served by Triton
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -54,16 +56,6 @@ def serve(args: argparse.Namespace) -> int:
     token = read_token(args.token_file)
     loopback = is_loopback(args.host)
     limits = limits_from(args)
-    config = ServeConfig(
-        max_inflight=ServeConfig().max_inflight if args.max_inflight is None else args.max_inflight,
-        max_queue=-1 if args.max_queue is None else args.max_queue,
-        timeout_s=args.timeout,
-        read_timeout_s=args.read_timeout,
-        limits=limits,
-        token=token,
-        allowed_hosts=LOOPBACK_HOSTS if loopback else None,
-        protect_probes=args.protect_probes,
-    )
     configure(args.log_format)
     listener = listen(args.host, args.port)  # before the scorer loads: fail fast
     if not loopback and token is None:
@@ -72,7 +64,26 @@ def serve(args: argparse.Namespace) -> int:
             f"this port can use it; set {TOKEN_ENV} or --token-file\n"
         )
     gateway = gateway_from(args)  # before the scorer loads: a bad flag fails at once
-    compressor = Compressor(scorer_from(args), encoding=args.encoding, limits=limits)
+    scorer, model, variant = serving_scorer(args)
+    remote = variant == TRITON
+    compressor = Compressor(
+        scorer, encoding=args.encoding, limits=limits, ranker=args.scorer if remote else None
+    )
+    config = ServeConfig(
+        max_inflight=-1 if args.max_inflight is None else args.max_inflight,
+        max_queue=-1 if args.max_queue is None else args.max_queue,
+        timeout_s=args.timeout,
+        read_timeout_s=args.read_timeout,
+        limits=limits,
+        token=token,
+        allowed_hosts=LOOPBACK_HOSTS if loopback else None,
+        protect_probes=args.protect_probes,
+        memory=memory_plan(compressor, model, variant, limits),
+    )
+    sys.stderr.write(
+        f"tersify: {model} ({variant}): "
+        f"{config.plan.describe(config.max_inflight, config.max_queue)}\n"
+    )
     # Compressions hold the GIL in Python loops; a short switch interval lets the event
     # loop (health checks, 429s, the next body) have it back sooner.
     sys.setswitchinterval(0.001)
@@ -260,6 +271,40 @@ def scorer_from(args: argparse.Namespace) -> Any:
     return Compressor.open(args.scorer, variant=args.variant)
 
 
+def serving_scorer(args: argparse.Namespace) -> tuple[Any, str, str]:
+    """The scorer ``--scorer`` and ``--variant`` name, opened, with its model and variant.
+
+    The variant is resolved here (``default_variant`` where none is asked for), so that the
+    service knows which figures of :mod:`tersify.service.memory` apply; a Triton URL is
+    the variant ``triton``.
+    """
+    from tersify.client import Bundle, default_variant, open_scorer, resolve_scorer_folder
+    from tersify.settings import Settings
+
+    settings = Settings.from_env()
+    spec = args.scorer
+    if isinstance(spec, str) and "://" in spec:
+        scorer = open_scorer(spec, settings=settings)
+        return scorer, scorer.name, TRITON
+    bundle = Bundle.open(resolve_scorer_folder(spec, settings))
+    variant = getattr(args, "variant", None) or default_variant(bundle)
+    return open_scorer(spec, variant=variant, settings=settings), bundle.manifest.name, variant
+
+
+def memory_plan(compressor: Any, model: str, variant: str, limits: Limits) -> MemoryPlan:
+    """The memory plan for the scorer loaded: measured figures, or measured now."""
+    from tersify.service.memory import Machine, MemoryPlan, measure_at_start, measured
+
+    figures = measured(model, variant)
+    if figures is None:
+        sys.stderr.write(
+            f"tersify: no measured memory figures for {model} ({variant}): measuring one "
+            "compression now\n"
+        )
+        figures = measure_at_start(compressor)
+    return MemoryPlan(figures, Machine.this(), max_body_bytes=limits.max_body_bytes)
+
+
 def limits_from(args: argparse.Namespace) -> Limits:
     """The :class:`Limits` the flags of :func:`limit_options` ask for."""
     return Limits(
@@ -288,7 +333,8 @@ def add_command(
         "--max-inflight",
         type=int,
         default=None,
-        help="compressions run at once (default: one per core, fewer if memory is short)",
+        help="compressions run at once (default: one per core, fewer where half the memory "
+        "would not hold them, by the loaded scorer's measured figures)",
     )
     service.add_argument(
         "--max-queue",

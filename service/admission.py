@@ -12,12 +12,19 @@ A request is refused for its deadline only when no slot is free and the queue ah
 it alone (not its own work) would outlast the deadline by the recent compressions'
 times: an idle server always admits, so a slow past can never lock it out.
 
+With a memory plan (:class:`~tersify.service.memory.MemoryPlan`), a compression that has
+its slot also reserves its *cost* in bytes (the scorer's figure per compression, plus
+what tokenizing its body may take) before it runs, and the reservations in flight stay
+within the plan's work bytes: seed-size compressions fill every slot, while the largest
+bodies wait for each other, first come first served. Nothing running, one always runs.
+
 Runs on one event loop; only the work runs in threads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import threading
 import time
@@ -27,6 +34,7 @@ from typing import TypeVar
 
 from tersify.errors import DeadlineExceededError, OverloadedError
 from tersify.limits import Deadline, deadline_scope
+from tersify.service.memory import MemoryPlan
 from tersify.service.metrics import Metrics
 from tersify.validate import non_negative_int, positive_int
 
@@ -36,10 +44,22 @@ T = TypeVar("T")
 class Admission:
     """Bounded in-flight work and a bounded queue in front of it."""
 
-    def __init__(self, max_inflight: int, max_queue: int, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        max_inflight: int,
+        max_queue: int,
+        metrics: Metrics | None = None,
+        memory: MemoryPlan | None = None,
+    ) -> None:
         self.max_inflight = positive_int("max_inflight", max_inflight)
         self.max_queue = non_negative_int("max_queue", max_queue)
         self._metrics = metrics or Metrics()
+        self._memory = memory
+        self.work_bytes = None if memory is None else memory.work_bytes(max_inflight)
+        self._reserved = 0  # bytes reserved by the compressions in flight
+        self._memory_waiters: collections.deque[tuple[int, asyncio.Future[None]]] = (
+            collections.deque()
+        )
         self._tickets = 0
         self._waiting = 0  # tickets without a slot yet
         self._running = 0
@@ -56,6 +76,11 @@ class Admission:
     def running(self) -> int:
         """Compressions whose thread is running now."""
         return self._running
+
+    @property
+    def reserved_bytes(self) -> int:
+        """The memory the compressions in flight have reserved (0 without a plan)."""
+        return self._reserved
 
     @property
     def waiting(self) -> int:
@@ -127,13 +152,19 @@ class Admission:
             self.leave(held)
 
     async def run(
-        self, work: Callable[[Deadline], T], deadline: Deadline, ticket: Ticket | None = None
+        self,
+        work: Callable[[Deadline], T],
+        deadline: Deadline,
+        ticket: Ticket | None = None,
+        body_bytes: int = 0,
     ) -> T:
         """Run ``work(deadline)`` in a slot, waiting for one until ``deadline`` at most.
 
         Returns when the work ends, or raises as soon as ``deadline`` passes or is
         cancelled (the work then stops at its next check; its slot is kept until it does).
         ``ticket`` (the request's) stops counting as waiting once the work has its slot.
+        With a memory plan the work also waits for its cost (of a ``body_bytes`` request)
+        to fit in the work bytes.
         """
         deadline.check()  # a deadline already passed is a 504, whatever the queue
         slots = self._semaphore()
@@ -148,6 +179,11 @@ class Admission:
                 f"no compression slot came free within the {deadline.seconds:g} s deadline: "
                 "the server is busy, retry later or allow more time"
             ) from None
+        try:
+            cost = await self._reserve(body_bytes, deadline)
+        except BaseException:
+            slots.release()
+            raise
         self._running += 1
         if ticket is not None and not ticket.started:
             ticket.started = True
@@ -169,11 +205,61 @@ class Admission:
             self._finished += 1
             self._running -= 1
             self._deadlines.discard(deadline)
+            self._release(cost)
             slots.release()
             self._publish()
 
         future.add_done_callback(finished)
         return await asyncio.shield(future)
+
+    async def _reserve(self, body_bytes: int, deadline: Deadline) -> int:
+        """Reserve the work's memory, waiting in turn until it fits; the bytes reserved."""
+        if self._memory is None or self.work_bytes is None:
+            return 0
+        cost = self._memory.cost(body_bytes)
+        if not self._memory_waiters and self._fits(cost):
+            self._reserved += cost
+            return cost
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._memory_waiters.append((cost, waiter))
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout=deadline.remaining())
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                self._release(cost)  # granted as it gave up: hand it on
+            else:
+                waiter.cancel()
+                self._grant()  # it may have been the head of the line
+            if isinstance(exc, asyncio.TimeoutError):
+                self._metrics.reject("deadline_in_queue")
+                raise DeadlineExceededError(
+                    f"the memory for this compression did not come free within the "
+                    f"{deadline.seconds:g} s deadline: the server is busy with large "
+                    "requests, retry later or allow more time"
+                ) from None
+            raise
+        return cost
+
+    def _fits(self, cost: int) -> bool:
+        return self._reserved == 0 or self._reserved + cost <= (self.work_bytes or 0)
+
+    def _grant(self) -> None:
+        """Give memory to the waiters in order, while the first of them fits."""
+        while self._memory_waiters:
+            cost, waiter = self._memory_waiters[0]
+            if waiter.done():  # gave up
+                self._memory_waiters.popleft()
+                continue
+            if not self._fits(cost):
+                return
+            self._memory_waiters.popleft()
+            self._reserved += cost
+            waiter.set_result(None)
+
+    def _release(self, cost: int) -> None:
+        if cost:
+            self._reserved -= cost
+            self._grant()
 
     def cancel_all(self) -> None:
         """Stop every running compression at its next check (shutdown after the grace)."""
@@ -216,7 +302,7 @@ class Admission:
         return self._slots
 
     def _publish(self) -> None:
-        self._metrics.set_load(self._running, self.waiting)
+        self._metrics.set_load(self._running, self.waiting, self._reserved)
 
 
 class Ticket:

@@ -6,6 +6,7 @@ request and cancellation when the client leaves, auth and browser safety, the er
 shape, metrics and the access log. It is made of one piece per concern:
 
 - :mod:`.config`: :class:`ServeConfig`, what the service takes, and the limits' defaults;
+- :mod:`.memory`: the memory plan from the scorer loaded, which sets those defaults;
 - :mod:`.access`: framing, ``Host`` and bearer-token checks;
 - :mod:`.body`: reading a body within its limits, draining a refused one;
 - :mod:`.admission`: tickets, slots and the work's threads;
@@ -54,7 +55,15 @@ class Guard:
     def __init__(self, config: ServeConfig | None = None, metrics: Metrics | None = None) -> None:
         self.config = config or ServeConfig()
         self.metrics = metrics or Metrics()
-        self.admission = Admission(self.config.max_inflight, self.config.max_queue, self.metrics)
+        config = self.config
+        self.admission = Admission(
+            config.max_inflight, config.max_queue, self.metrics, memory=config.plan
+        )
+        self.metrics.set_limits(
+            config.max_inflight,
+            config.max_queue,
+            config.plan.as_dict(config.max_inflight, config.max_queue),
+        )
         self.bodies = BodyReader(self.config, self.metrics)
         self.access = Access(self.config, self.metrics)
 
@@ -140,7 +149,9 @@ class Admitted:
         :class:`CancelledError` when the client disconnects first (the work is told to
         stop and keeps its slot until it does).
         """
-        task = asyncio.ensure_future(self.guard.admission.run(work, self.deadline, self.ticket))
+        task = asyncio.ensure_future(
+            self.guard.admission.run(work, self.deadline, self.ticket, len(self._body))
+        )
         task.add_done_callback(_retrieve)
         watcher = asyncio.ensure_future(_disconnected(self.request))
         try:

@@ -14,6 +14,8 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -74,6 +76,24 @@ class Metrics:
         self._scorer_seconds = Counter(
             "tersify_scorer_seconds", "Seconds spent waiting for the scorer.", registry=where
         )
+        self._reserved = Gauge(
+            "tersify_memory_reserved_bytes",
+            "Memory reserved by the compressions in flight (with a memory plan).",
+            registry=where,
+        )
+        self._plan = Gauge(
+            "tersify_memory_plan_bytes",
+            "The memory plan from the scorer loaded: base, per_inflight (one compression), "
+            "work (what compressions in flight may reserve), bound, budget.",
+            ["figure"],
+            registry=where,
+        )
+        self._limits = Gauge(
+            "tersify_admission_limit",
+            "The admission's limits: max_inflight and max_queue.",
+            ["limit"],
+            registry=where,
+        )
         self.in_flight = 0
         self.queued = 0
 
@@ -92,12 +112,22 @@ class Metrics:
         self._scorer_tokens.inc(scorer_tokens)
         self._scorer_seconds.inc(scorer_seconds)
 
-    def set_load(self, in_flight: int, queued: int) -> None:
+    def set_load(self, in_flight: int, queued: int, reserved_bytes: int = 0) -> None:
         """Record the admission's state (called by it on every change)."""
         self.in_flight = in_flight
         self.queued = queued
         self._in_flight.set(in_flight)
         self._queued.set(queued)
+        self._reserved.set(reserved_bytes)
+
+    def set_limits(
+        self, max_inflight: int, max_queue: int, plan: Mapping[str, int] | None = None
+    ) -> None:
+        """Record the admission's limits and, with a memory plan, its figures in bytes."""
+        self._limits.labels(limit="max_inflight").set(max_inflight)
+        self._limits.labels(limit="max_queue").set(max_queue)
+        for figure, value in (plan or {}).items():
+            self._plan.labels(figure=figure.removesuffix("_bytes")).set(value)
 
     def render(self) -> str:
         """The exposition text for ``GET /metrics``."""

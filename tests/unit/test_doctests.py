@@ -36,6 +36,10 @@ MODULES = [
     "tersify.export",
     "tersify.integrations.llm",
     "tersify.integrations.messages",
+    "tersify.service.access",
+    "tersify.service.body",
+    "tersify.service.config",
+    "tersify.service.memory",
 ]
 
 
