@@ -56,15 +56,25 @@ def openvino_module(model: Any) -> Any:
     return TokenLogprobs(model).eval()
 
 
-def openvino_logprobs(path: Path, windows: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Log-probs from OpenVINO in fp32, one window at a time."""
+def openvino_logprobs(
+    path: Path, windows: Sequence[np.ndarray], precision: str = "f32"
+) -> list[np.ndarray]:
+    """Log-probs from OpenVINO in ``precision`` (f32 or bf16), one window at a time."""
     try:
         import openvino as ov
     except ImportError as exc:
         raise ExportError("the openvino variant needs openvino: pip install openvino") from exc
-    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    config = {"INFERENCE_PRECISION_HINT": precision}
+    compiled = ov.Core().compile_model(str(path), "CPU", config)
     request = compiled.create_infer_request()
     return [np.array(request.infer({0: w[None, :]})[0][0], dtype=np.float32) for w in windows]
+
+
+def cpu_has_bf16() -> bool:
+    """Whether OpenVINO runs bf16 on this CPU (a bf16 check means something only there)."""
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def kept_units(losses: np.ndarray, offsets: np.ndarray, text: str, rate: float) -> set[int]:

@@ -5,7 +5,8 @@
 
 An engine is a variant of the exported scorer (``fp32``: onnxruntime, today's path;
 ``openvino``, ``openvino-int8``: OpenVINO, which needs ``tersify[openvino]``), with an
-optional OpenVINO inference precision after a colon (``f32`` unless given). For each:
+optional OpenVINO inference precision after a colon (unless given, the one picked for
+this CPU). For each:
 
 - **agreement**: the seed, English, Chinese and code texts compressed at rates 0.25 and
   0.5 (explain=True); the share of the units the engine keeps that fp32 keeps too (the
@@ -59,7 +60,7 @@ def open_engine(scorer: str, engine: str) -> Any:
         from tersify.engines.openvino import OpenVinoScorer
 
         bundle = Bundle.open(resolve_scorer_folder(scorer, Settings.from_env()))
-        return OpenVinoScorer(bundle, variant=variant, precision=precision or "f32")
+        return OpenVinoScorer(bundle, variant=variant, precision=precision or None)
     return open_scorer(scorer, variant=variant)
 
 

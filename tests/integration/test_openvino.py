@@ -113,3 +113,32 @@ def test_compressor_variant_argument(ov_scorer_dir: Path) -> None:
     assert isinstance(Compressor(str(ov_scorer_dir), variant="openvino").scorer, OpenVinoScorer)
     assert isinstance(Compressor(str(ov_scorer_dir), variant="fp32").scorer, OnnxScorer)
     assert isinstance(Compressor(str(ov_scorer_dir)).scorer, OnnxScorer)
+
+
+def test_each_cpu_runs_the_precision_the_export_checked_for_it() -> None:
+    from tersify.engines.openvino import pick_precision
+
+    checked = {"openvino_shortlist_bf16_unit_agreement": 0.985}
+    variant = "openvino-shortlist"
+    assert pick_precision(variant, ["FP32", "BF16", "INT8"], checked) == "bf16"
+    # A CPU without bf16 (AVX2 only, or AVX-512 with VNNI alone) runs f32: int8 weights or
+    # activations were no faster there, and int8 activations lost the selection.
+    assert pick_precision(variant, ["FP32", "INT8"], checked) == "f32"
+    # bf16 that the export did not check, or that missed the bar, is never run.
+    assert pick_precision(variant, ["FP32", "BF16"], {}) == "f32"
+    low = {"openvino_shortlist_bf16_unit_agreement": 0.9}
+    assert pick_precision(variant, ["FP32", "BF16"], low) == "f32"
+    assert pick_precision("openvino", ["FP32", "BF16"], checked) == "f32"  # another variant's
+
+
+def test_the_scorer_opens_in_the_precision_picked_for_this_cpu(ov_scorer_dir: Path) -> None:
+    import openvino as ov
+
+    from tersify.engines.openvino import pick_precision
+
+    bundle = Bundle.open(ov_scorer_dir)
+    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    expected = pick_precision("openvino", capabilities, bundle.manifest.verification)
+    picked = OpenVinoScorer(bundle, precision=expected)
+    assert OpenVinoScorer(bundle).fingerprint == picked.fingerprint
+    assert expected == "f32"  # this variant has no bf16 check in its manifest
