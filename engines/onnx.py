@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -50,22 +50,17 @@ class OnnxScorer(BundleScorerBase):
 
     def logprobs(self, windows: Sequence[IntArray]) -> list[FloatArray]:
         """Per-token log-probs of each window, run in length-sorted, padded batches."""
-        results: list[FloatArray] = [np.zeros(0, dtype=np.float32)] * len(windows)
-        for batch in length_batches([len(w) for w in windows], self._batch_tokens):
-            check_deadline()  # a passed deadline or a caller that left stops here
-            width = max(len(windows[i]) for i in batch)
-            ids = np.zeros((len(batch), width), dtype=np.int64)  # right padding: never read
-            for row, index in enumerate(batch):
-                ids[row, : len(windows[index])] = windows[index]
+
+        def run(ids: IntArray) -> FloatArray:
             try:
                 (out,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: ids})
             except Exception as exc:  # onnxruntime's errors have no common public base
                 raise ScorerError(
-                    f"the ONNX scorer failed on a [{len(batch)}, {width}] batch: {exc}"
+                    f"the ONNX scorer failed on a {list(ids.shape)} batch: {exc}"
                 ) from exc
-            for row, index in enumerate(batch):
-                results[index] = np.asarray(out[row, : len(windows[index])], dtype=np.float32)
-        return results
+            return np.asarray(out)
+
+        return batched_logprobs(windows, self._batch_tokens, run)
 
 
 def session(
@@ -93,6 +88,26 @@ def session(
         raise ScorerUnavailableError(
             f"cannot load the {bundle.manifest.kind} in {bundle.folder}: {exc}; export it again"
         ) from exc
+
+
+def batched_logprobs(
+    windows: Sequence[IntArray], batch_tokens: int, run: Callable[[IntArray], FloatArray]
+) -> list[FloatArray]:
+    """``run`` over the windows in :func:`length_batches`, right-padded; each window's row.
+
+    The padding is never read: a row's log-probs depend on the ids before each position.
+    """
+    results: list[FloatArray] = [np.zeros(0, dtype=np.float32)] * len(windows)
+    for batch in length_batches([len(w) for w in windows], batch_tokens):
+        check_deadline()  # a passed deadline or a caller that left stops here
+        width = max(len(windows[i]) for i in batch)
+        ids = np.zeros((len(batch), width), dtype=np.int64)
+        for row, index in enumerate(batch):
+            ids[row, : len(windows[index])] = windows[index]
+        out = run(ids)
+        for row, index in enumerate(batch):
+            results[index] = np.array(out[row, : len(windows[index])], dtype=np.float32)
+    return results
 
 
 def length_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:

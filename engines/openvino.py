@@ -23,10 +23,9 @@ from typing import Any, Literal
 import numpy as np
 
 from tersify.bundle import Bundle
-from tersify.engines.onnx import LOGITS_BUDGET_BYTES, MIN_BATCH_TOKENS, length_batches
+from tersify.engines.onnx import LOGITS_BUDGET_BYTES, MIN_BATCH_TOKENS, batched_logprobs
 from tersify.engines.tokenizer import BundleScorerBase
 from tersify.errors import BadRequestError, ScorerError, ScorerUnavailableError
-from tersify.limits import check_deadline
 from tersify.scoring import FloatArray, IntArray
 
 try:
@@ -119,19 +118,13 @@ class OpenVinoScorer(BundleScorerBase):
 
     def logprobs(self, windows: Sequence[IntArray]) -> list[FloatArray]:
         """Per-token log-probs of each window, run in length-sorted, right-padded batches."""
-        results: list[FloatArray] = [np.zeros(0, dtype=np.float32)] * len(windows)
-        for batch in length_batches([len(w) for w in windows], self._batch_tokens):
-            check_deadline()  # a passed deadline or a caller that left stops here
-            width = max(len(windows[i]) for i in batch)
-            ids = np.zeros((len(batch), width), dtype=np.int64)
-            for row, index in enumerate(batch):
-                ids[row, : len(windows[index])] = windows[index]
+
+        def run(ids: IntArray) -> FloatArray:
             try:
-                out = self._request.infer({0: ids})[0]
+                return np.asarray(self._request.infer({0: ids})[0])
             except RuntimeError as exc:
                 raise ScorerError(
-                    f"the OpenVINO scorer failed on a [{len(batch)}, {width}] batch: {exc}"
+                    f"the OpenVINO scorer failed on a {list(ids.shape)} batch: {exc}"
                 ) from exc
-            for row, index in enumerate(batch):
-                results[index] = np.array(out[row, : len(windows[index])], dtype=np.float32)
-        return results
+
+        return batched_logprobs(windows, self._batch_tokens, run)
