@@ -71,6 +71,19 @@ ORIGIN_TOKENS = "ORIGIN_TOKENS"
 COMPRESSED_TOKENS = "COMPRESSED_TOKENS"
 
 
+def _answer(response, model, output):
+    """``output`` of a BLS ``response`` as numpy; its error as a timeout or a scorer error."""
+    if response.has_error():
+        message = response.error().message()
+        if "timeout" in message.lower() or "deadline" in message.lower():
+            raise ScorerTimeoutError(f"{model} timed out: {message}")
+        raise ScorerError(f"{model} failed: {message}")
+    tensor = pb_utils.get_output_tensor_by_name(response, output)
+    if tensor is None:
+        raise ScorerError(f"{model} answered without {output}")
+    return tensor.as_numpy()
+
+
 class _PerRequest:
     """Made once per model instance; ``bound`` gives each request its own copy.
 
@@ -131,15 +144,7 @@ class BlsScorer(_PerRequest, BundleScorerBase):
         )
 
     def _parse(self, response, length):
-        if response.has_error():
-            message = response.error().message()
-            if "timeout" in message.lower() or "deadline" in message.lower():
-                raise ScorerTimeoutError(f"the scorer model {self._model} timed out: {message}")
-            raise ScorerError(f"the scorer model {self._model} failed: {message}")
-        tensor = pb_utils.get_output_tensor_by_name(response, OUTPUT_NAME)
-        if tensor is None:
-            raise ScorerError(f"the scorer model {self._model} answered without {OUTPUT_NAME}")
-        out = tensor.as_numpy()
+        out = _answer(response, f"the scorer model {self._model}", OUTPUT_NAME)
         if out.ndim != 2 or out.shape[1] < length:
             raise ScorerError(f"the scorer model {self._model} answered a {out.shape} tensor")
         return np.array(out[0, :length], dtype=np.float32)
@@ -199,15 +204,7 @@ class BlsRanker(_PerRequest):
         )
 
     def _parse(self, response, rows):
-        if response.has_error():
-            message = response.error().message()
-            if "timeout" in message.lower() or "deadline" in message.lower():
-                raise ScorerTimeoutError(f"the ranker model {self._model} timed out: {message}")
-            raise ScorerError(f"the ranker model {self._model} failed: {message}")
-        tensor = pb_utils.get_output_tensor_by_name(response, RANKER_OUTPUT)
-        if tensor is None:
-            raise ScorerError(f"the ranker model {self._model} answered without {RANKER_OUTPUT}")
-        out = tensor.as_numpy()
+        out = _answer(response, f"the ranker model {self._model}", RANKER_OUTPUT)
         if out.ndim != 2 or out.shape[0] != rows or out.shape[1] < 1:
             raise ScorerError(f"the ranker model {self._model} answered a {out.shape} tensor")
         return np.array(out, dtype=np.float32)
