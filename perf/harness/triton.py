@@ -35,6 +35,13 @@ def running(bundle: Bundle, run_dir: Path, **options: Any) -> Iterator[ServerSta
         server.stop(run_dir)
 
 
+def restart(bundle: Bundle, run_dir: Path, state: ServerState, **options: Any) -> ServerState:
+    """Stop ``run_dir``'s server and start it again on the same three ports (a clients' outage)."""
+    server.stop(run_dir)
+    ports = {"http_port": state.http_port, "grpc_port": state.grpc_port}
+    return server.start(bundle, run_dir, metrics_port=state.metrics_port, **ports, **options)
+
+
 def grpc_address(state: ServerState) -> str:
     """``127.0.0.1:PORT``, as tritonclient and perf_analyzer take it."""
     return state.grpc_url.removeprefix("grpc://")
