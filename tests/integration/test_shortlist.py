@@ -42,6 +42,9 @@ def test_export_records_the_variant_and_it_is_the_default(shortlist_dir: Path) -
     assert variant.GRAPH_FILE in manifest.sha256
     assert manifest.verification["shortlist_size"] == -(-manifest.vocab_size // 32)
     assert manifest.verification["shortlist_max_abs_diff_torch"] <= 1e-3
+    # Weights the package ships no order for: calibrated here.
+    assert manifest.verification["shortlist_order"] == "calibrated"
+    assert manifest.verification["weights_sha256"] not in variant.SHIPPED
     assert default_variant(bundle) in (variant.VARIANT, variant.OPENVINO_VARIANT)
     fast = open_scorer(str(shortlist_dir))
     fp32 = open_scorer(str(shortlist_dir), variant="fp32")
@@ -217,3 +220,57 @@ def test_a_shortlist_that_loses_the_selection_is_refused(
     assert variant.VARIANT not in Bundle.open(folder).manifest.model_files
     assert not (folder / variant.GRAPH_FILE).exists()
     assert not (folder / variant.IDS_FILE).exists()
+
+
+def test_known_weights_take_the_shipped_order_without_calibrating(
+    shortlist_dir: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tersify.export import export_scorer
+
+    manifest = Bundle.open(shortlist_dir).manifest
+    vocab, digest = manifest.vocab_size, manifest.verification["weights_sha256"]
+    order = np.random.default_rng(6).permutation(vocab)[: vocab // 4].astype(np.int32)
+    np.save(tmp_path / "tiny.npy", order)
+    monkeypatch.setattr(variant, "SHIPPED", {digest: "tiny.npy"})
+    monkeypatch.setattr(variant, "SHIPPED_DIR", tmp_path)
+    monkeypatch.setattr(variant, "PICK_BAR", 0.0)
+    monkeypatch.setattr(variant, "AGREEMENT_BAR", 0.0)
+
+    def no_calibration(*_args: object) -> None:
+        raise AssertionError("calibrated although the order is shipped")
+
+    monkeypatch.setattr(variant, "calibration_mass", no_calibration)
+    folder = export_scorer(str(tiny_model_dir), tmp_path / "shipped", shortlist=True)
+    verification = Bundle.open(folder).manifest.verification
+    assert verification["shortlist_order"] == "shipped"
+    size = verification["shortlist_size"]
+    listed = np.load(folder / variant.IDS_FILE)
+    np.testing.assert_array_equal(listed, np.union1d([0], order[:size]))
+    # The agreement check of the exported graph is kept: below its bar, no variant.
+    monkeypatch.setattr(variant, "AGREEMENT_BAR", 1.01)
+    with pytest.raises(ExportError, match="the shortlist graph strays"):
+        export_scorer(str(tiny_model_dir), tmp_path / "refused", shortlist=True)
+    assert not (tmp_path / "refused").exists()
+
+
+def test_a_shipped_order_of_another_vocabulary_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    np.save(tmp_path / "order.npy", np.arange(100, dtype=np.int32))
+    monkeypatch.setattr(variant, "SHIPPED", {"ab" * 32: "order.npy"})
+    monkeypatch.setattr(variant, "SHIPPED_DIR", tmp_path)
+    assert variant.shipped_order("ab" * 32, vocab=100) is not None
+    assert variant.shipped_order("ab" * 32, vocab=50) is None  # ids past the vocabulary
+    assert variant.shipped_order("cd" * 32, vocab=100) is None
+    assert variant.shipped_order(None, vocab=100) is None
+
+
+def test_the_package_ships_the_default_scorers_order() -> None:
+    """What the default export reads instead of calibrating: one order per known weights file."""
+    assert variant.SHIPPED
+    for digest, name in variant.SHIPPED.items():
+        assert len(digest) == 64
+        with (variant.SHIPPED_DIR / name).open("rb") as handle:
+            order = np.load(handle)
+        assert order.dtype == np.int32 and order.ndim == 1
+        assert len(np.unique(order)) == len(order) == 262144 // 4  # Gemma 3's vocab / 4
