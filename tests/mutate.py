@@ -8,9 +8,9 @@
 
 mutmut needs the package's folder to carry its import name, and it must not touch the
 checkout (others work in it), so everything runs in a copy, ``build/mutate/``:
-``compressor/`` becomes ``tersify/`` with ``client/``, ``export/``, ... inside it, as pip
-installs them, beside ``tests/``, ``examples/`` and ``pyproject.toml``. mutmut keeps its
-results there, so a second run only retests what changed.
+``compressor/`` becomes ``tersify/`` with ``engines/``, ``client/``, ... inside it, as pip
+installs them (``package-dir``), beside ``tests/``, ``examples/`` and ``pyproject.toml``.
+mutmut keeps its results there, so a second run only retests what changed.
 
     python tests/mutate.py [--max-children N] [--fail-under 85] [--planted-only]
                            [--revision HEAD] [--incremental]
@@ -32,79 +32,66 @@ import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = ROOT / "build" / "mutate"
-PACKAGES = {
-    "compressor": "tersify",
-    "client": "tersify/client",
-    "export": "tersify/export",
-    "service": "tersify/service",
-    "cli": "tersify/cli",
-    "integrations": "tersify/integrations",
-}
 ALSO = ["tests", "examples", "pyproject.toml"]
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "*.onnx", "*.onnx.data")
 
-# (what it breaks, file, ways to plant it): a way is a list of (text in the source, text it
-# becomes); the first way whose texts all occur once is applied. Each must make the fast
-# tests fail. When the code moves on, add a way that still applies.
-PLANTED = [
+# (what it breaks, file in compressor/, edits): each edit is (text in the source, text it
+# becomes), and each text must occur exactly once. The fast tests must fail on each change;
+# tests/unit/test_mutate_plants.py checks that every one still applies, so a refactor that
+# moves a target fails `make test-fast`: then point the edit at where the code went.
+PLANTED: list[tuple[str, str, list[tuple[str, str]]]] = [
     (
         "compressed_tokens reports the target instead of the real count",
         "compressor.py",
-        [[("fitted.prompt, origin_tokens, fitted.tokens, target,",
-           "fitted.prompt, origin_tokens, target, target,")]],
+        [("fitted.prompt, origin_tokens, fitted.tokens, target,",
+          "fitted.prompt, origin_tokens, target, target,")],
     ),
     (
         "iterative windows carry none of the earlier windows' kept tokens",
         "windows.py",
-        [[("carried = kept[s][-context:] if context else []", "carried = []")]],
+        [("carried = kept[s][-context:] if context else []", "carried = []")],
     ),
     (
         "group_units' first unit may start after position 0",
         "scoring.py",
-        [
-            [("starts.append(0 if not starts else start)", "starts.append(start)")],
-            [("    begin[0] = 0\n", "")],
-        ],
+        [("    begin[0] = 0\n", "")],
     ),
     (
         "question-aware (longllmlingua) ranking scores every context 0",
         "coarse.py",
-        [[("    return best\n", "    return np.zeros_like(best)\n")]],
+        [("    return best\n", "    return np.zeros_like(best)\n")],
     ),
     (
         "the question appended after fitting, so it is not counted",
         "compressor.py",
         [
-            [
-                ("return job.prompt(order, assembler.kept_parts(keep))",
-                 "return job.prompt(order, assembler.kept_parts(keep))"
-                 '.removesuffix("\\n\\n" + job.question)'),
-                ("fitted.prompt, origin_tokens, fitted.tokens,",
-                 'fitted.prompt + "\\n\\n" + job.question, origin_tokens, fitted.tokens,'),
-            ]
+            ("return job.render(assembler.kept_parts(keep))",
+             "return job.render(assembler.kept_parts(keep))"
+             '.removesuffix("\\n\\n" + job.question)'),
+            ("fitted.prompt, origin_tokens, fitted.tokens,",
+             'fitted.prompt + "\\n\\n" + job.question, origin_tokens, fitted.tokens,'),
         ],
     ),
     (
         "group_units without its 'covered' check",
         "scoring.py",
-        [
-            [("start >= covered and ", "")],
-            [("begins = (end > start) & (start >= covered)", "begins = end > start")],
-        ],
+        [("begins = (end > start) & (start >= covered) & (start > 0)",
+          "begins = (end > start) & (start > 0)")],
     ),
 ]
 
 
-def plant(source: str, what: str, ways: list[list[tuple[str, str]]]) -> str:
-    """``source`` with the first way of planting ``what`` that applies."""
-    for edits in ways:
-        if all(source.count(old) == 1 for old, _ in edits):
-            for old, new in edits:
-                source = source.replace(old, new)
-            return source
-    raise SystemExit(
-        f"planted change {what!r} no longer applies: add a way to PLANTED in tests/mutate.py"
-    )
+def plant(source: str, what: str, edits: list[tuple[str, str]]) -> str:
+    """``source`` with the planted change ``what`` (its ``edits``) applied."""
+    for old, _ in edits:
+        if source.count(old) != 1:
+            raise SystemExit(
+                f"planted change {what!r} no longer applies: {old!r} occurs "
+                f"{source.count(old)} times, not once; update PLANTED in tests/mutate.py"
+            )
+    for old, new in edits:
+        source = source.replace(old, new)
+    return source
 
 
 def config() -> dict:
@@ -126,13 +113,24 @@ def checkout(revision: str | None) -> Path:
     return tree
 
 
+def packages(tree: Path) -> dict[str, str]:
+    """Each package folder of ``tree`` and where pip installs it, outermost first.
+
+    ``{"compressor": "tersify", "engines": "tersify/engines", ...}``, read from
+    ``[tool.setuptools] package-dir``, so that a new room is staged as well.
+    """
+    project = tomllib.loads((tree / "pyproject.toml").read_text(encoding="utf-8"))
+    folders = project["tool"]["setuptools"]["package-dir"]
+    places = {folder: name.replace(".", "/") for name, folder in folders.items()}
+    return dict(sorted(places.items(), key=lambda item: item[1].count("/")))
+
+
 def stage(where: Path, tree: Path) -> None:
     """Copy ``tree`` into ``where`` in the installed layout (mtimes kept, for mutmut)."""
     if (where / "tersify").exists():
         shutil.rmtree(where / "tersify")
-    for source, target in PACKAGES.items():
-        if (tree / source).is_dir():
-            shutil.copytree(tree / source, where / target, ignore=IGNORE, dirs_exist_ok=True)
+    for source, target in packages(tree).items():
+        shutil.copytree(tree / source, where / target, ignore=IGNORE, dirs_exist_ok=True)
     for name in ALSO:
         if (tree / name).is_dir():
             if (where / name).exists():
@@ -170,7 +168,7 @@ def planted(tests: list[str], deselect: list[str]) -> bool:
     """Apply each planted change to a fresh copy; True when the tests catch every one."""
     where = STAGE / "planted"
     caught = True
-    for what, name, ways in PLANTED:
+    for what, name, edits in PLANTED:
         shutil.rmtree(where, ignore_errors=True)
         where.mkdir(parents=True)
         for name_ in ("tersify", *ALSO):  # the snapshot the baseline ran on, not the checkout
@@ -180,7 +178,7 @@ def planted(tests: list[str], deselect: list[str]) -> bool:
             else:
                 shutil.copy2(source, where / name_)
         path = where / "tersify" / name
-        path.write_text(plant(path.read_text(encoding="utf-8"), what, ways), encoding="utf-8")
+        path.write_text(plant(path.read_text(encoding="utf-8"), what, edits), encoding="utf-8")
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests,
              *deselect],

@@ -341,6 +341,11 @@ def test_dynamic_weights_by_rank_with_a_floor() -> None:
         ({"rank_method": "random"}, "rank_method='random' must be one of sentbert, longllmlingua"),
         ({"reorder": "shuffle"}, "reorder='shuffle' must be one of original, sort, two_stage"),
         ({"context_budget": "100"}, "context_budget='100' must look like '\\+100', '-50' or"),
+        ({"context_budget": "*1234567890"}, r"or '\*1.5' \(at most 9 digits\)$"),
+        (
+            {"rank_method": "bm25", "keep_sentences": True},
+            "^keep_sentences needs rank_method='sentbert', not 'bm25'$",
+        ),
     ],
 )
 def test_context_filter_messages(kwargs: dict, message: str) -> None:
@@ -349,6 +354,7 @@ def test_context_filter_messages(kwargs: dict, message: str) -> None:
 
 
 def test_context_filter_edges_are_accepted() -> None:
+    assert ContextFilter(rank_method="sentbert", keep_sentences=True).keep_sentences
     assert ContextFilter(dynamic_ratio=0.0).dynamic_ratio == 0.0
     assert ContextFilter(dynamic_ratio=1.0).dynamic_ratio == 1.0
     assert ContextFilter(force_context_ids=(0, 3)).force_context_ids == (0, 3)

@@ -118,3 +118,83 @@ def test_selection_order_is_a_permutation_best_first(raw: list[list[float]]) -> 
     assert (np.diff(flat[order]) <= 0).all()
     weighted = selection_order(scores, forced, np.ones(len(raw), dtype=np.float32))
     assert sorted(weighted.tolist()) == list(range(len(flat)))
+
+
+def _reference_order(
+    scores: list[np.ndarray],
+    forced: list[np.ndarray],
+    weights: np.ndarray | None,
+    priority: list[np.ndarray] | None,
+) -> list[int]:
+    """selection_order spelled out with Python's sort: one key per unit, ties in text order.
+
+    Forced units first: by score under a priority, in text order otherwise. Then by
+    priority and score; or by rank within the unit's context (best first, from 0.5 of a
+    unit) over the context's size and weight; or by score.
+    """
+    keys: list[tuple[float, ...]] = []
+    for c, (score, force) in enumerate(zip(scores, forced)):
+        best_first = sorted(range(len(score)), key=lambda i: (-float(score[i]), i))
+        place = {unit: rank for rank, unit in enumerate(best_first)}
+        for i in range(len(score)):
+            index = float(len(keys))
+            if priority is not None:
+                first = -np.inf if force[i] else float(priority[c][i])
+                keys.append((first, -float(score[i]), index))
+            elif force[i]:
+                keys.append((-np.inf, index))
+            elif weights is not None:
+                keys.append(((place[i] + 0.5) / len(score) / float(weights[c]), index))
+            else:
+                keys.append((-float(score[i]), index))
+    return [int(key[-1]) for key in sorted(keys)]
+
+
+# Few distinct values, so that ties (and 0.0 beside -0.0) are common.
+_SCORE = st.sampled_from([-3.5, -1.0, -0.0, 0.0, 0.25, 2.0, 7.0])
+_CONTEXT = st.lists(st.tuples(_SCORE, st.booleans(), st.sampled_from([0.0, 1.0, 2.0])), max_size=40)
+
+
+@given(
+    st.lists(_CONTEXT, max_size=4),
+    st.sampled_from(["score", "weights", "priority"]),
+    st.sampled_from([np.float32, np.float64]),
+)
+def test_selection_order_is_the_reference_order(
+    contexts: list[list[tuple[float, bool, float]]], how: str, dtype: type
+) -> None:
+    scores = [np.array([u[0] for u in c], dtype=dtype) for c in contexts]
+    forced = [np.array([u[1] for u in c], dtype=bool) for c in contexts]
+    weights = np.array([1.0 + i for i in range(len(contexts))], dtype=np.float32)
+    priority = [np.array([u[2] for u in c], dtype=np.float64) for c in contexts]
+    chosen = (weights if how == "weights" else None, priority if how == "priority" else None)
+    order = selection_order(scores, forced, *chosen)
+    assert order.dtype == np.int64
+    assert order.tolist() == _reference_order(scores, forced, *chosen)
+
+
+def test_selection_order_puts_a_nan_score_last_and_tells_neighbouring_floats_apart() -> None:
+    scores = np.zeros(50, dtype=np.float32)
+    scores[20] = np.nan
+    none = [np.zeros(50, dtype=bool)]
+    assert selection_order([scores], none, None).tolist() == [*range(20), *range(21, 50), 20]
+    # -1.0 and the float just below it differ in their last bit only: the lower comes last
+    below = np.nextafter(np.float32(-1.0), np.float32(-2.0))
+    close = np.array([below, -1.0], dtype=np.float32)
+    assert selection_order([close], [np.zeros(2, dtype=bool)], None).tolist() == [1, 0]
+
+
+def test_selection_order_of_nothing_is_empty_in_every_form() -> None:
+    assert selection_order([], [], None, []).tolist() == []
+    assert selection_order([], [], np.zeros(0, dtype=np.float32)).tolist() == []
+
+
+def test_bidi_anchors_stay_forced_beside_the_options_marks() -> None:
+    text = "ab \u2067cd\u2069 ef 42"
+    units = _units([0, 3, 4, 6, 7, 11], len(text))  # "ab ", RLI, "cd", PDI, " ef ", "42"
+    anchored = np.flatnonzero(TokenFilter().forced(text, units)).tolist()
+    assert anchored == [1, 3]
+    both = TokenFilter(force_digits=True).forced(text, units)
+    assert np.flatnonzero(both).tolist() == [1, 3, 5]
+    nothing = Units(*(np.zeros(0, dtype=np.int64) for _ in range(3)))
+    assert TokenFilter().forced(text, nothing).tolist() == []
