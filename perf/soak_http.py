@@ -1,19 +1,31 @@
-"""The reliability benchmark of `tersify serve`: many clients, mixed requests, one Triton restart.
+"""The soak of `tersify serve`: many clients, mixed requests, its memory against its bound.
 
     .venv/bin/python perf/soak_http.py [--mode embedded|triton] [--clients 64] [--seconds 600]
-                                       [--scorer gemma-3-270m] [--serve-args "--max-queue 8"]
+        [--scorer gemma-3-270m] [--serve-args "--timeout 300"]
 
-``--clients`` threads send requests for ``--seconds``: seed-size, short (~400 tokens),
-oversized (a body over the byte limit, too many contexts, too many scorer tokens) and
-malformed (bad JSON, a lone surrogate, an unknown field, a huge integer, text/plain).
-A client honours ``Retry-After`` on a 429. With ``--mode triton`` the scorer is a local
-Triton started here, restarted once at half time. A monitor reads the service's RSS
-(and Triton's) and times ``GET /healthz`` twice a second.
+``--clients`` threads send requests for ``--seconds``, each drawn from a mix of sizes and
+modes, every compression on text never sent before (the score cache cannot help):
 
-Reports requests, 2xx / 4xx by code / 5xx by code, requests lost without an answer,
-p50 / p99 latency of admitted requests by kind, peak RSS, the slowest ``/healthz``, and
-the time from the restart to the first compression that succeeds again. Writes
-``perf/out/soak_http-MODE.md`` and ``.json``. Everything listens on 127.0.0.1.
+- ``seed`` (20 %): ~5,800 characters of mixed Chinese and English, the example's question,
+  ``ratio: 0.2`` (token-level);
+- ``short`` (30 %): ~1,800 characters of English prose, a question, ``rate: 0.5``;
+- ``qa`` (20 %): question-aware, eight ~2,100-character contexts and a question, ``rate:
+  0.1`` (mode ``auto``: the ranker ranks the contexts, then the kept ones are pruned);
+- ``oversized`` (15 %): a body over the byte limit, too many contexts, too many scorer
+  tokens (400,000 characters);
+- ``malformed`` (15 %): bad JSON, a lone surrogate, an unknown field, a huge integer,
+  100,000 brackets, ``text/plain``.
+
+A client honours ``Retry-After`` on a 429. The service runs with its default admission
+(from the scorer it loads and this machine) plus ``--serve-args``; its memory bound is read
+from its ``/metrics``. A monitor reads its resident memory (and Triton's) and times
+``GET /healthz`` twice a second. With ``--mode triton`` the scorer and the ranker are a
+local Triton started here (``tersify.triton.server``), stopped and started again at half
+time; a 5xx counts against the restart when its request was in flight between the stop
+and Triton being ready again, and as a failure otherwise.
+
+Writes perf/results/soak_http.md and .json (the other mode's last run kept beside this
+one's) and the per-request rows to perf/out/soak_http-MODE.csv.
 """
 
 from __future__ import annotations
@@ -23,49 +35,54 @@ import collections
 import json
 import random
 import shlex
-import signal
 import statistics
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
 
-from tersify.client import Bundle, resolve_scorer_folder
-from tersify.settings import Settings
-from tersify.triton import server
+from harness import OUT, requests, results, serve
+from harness.memory import hwm_mib, rss_mib, tree_rss_mib
+from harness.timing import percentile
 
-HERE = Path(__file__).resolve().parent
-OUT = HERE / "out"
-sys.path.insert(0, str(HERE.parent / "tests"))
-from texts import sample_text  # noqa: E402
+JSON = serve.JSON
+QUESTION = requests.seed()["question"]
+RAG_QUESTION = requests.load(requests.RAG)["question"]
+MIX = (
+    ("seed", 0.20),
+    ("short", 0.30),
+    ("qa", 0.20),
+    ("oversized", 0.15),
+    ("malformed", 0.15),
+)
+COMPRESSIONS = ("seed", "short", "qa")
 
-SEED = (HERE.parent / "examples" / "seed_request.json").read_bytes()
-JSON = "application/json"
 
-
-QUESTION = json.loads(SEED)["question"]
-
-
-def _fresh(kind: str, rng: random.Random) -> tuple[bytes, str]:
-    """A seed-size or short request with text never sent before (the score cache misses)."""
+def fresh(kind: str, rng: random.Random) -> bytes:
+    """A compression request of ``kind`` with text never sent before."""
     n = rng.randrange(1 << 30)
-    if kind == "seed":  # the seed's size: ~5,800 characters of mixed text, ratio 0.2
-        body = {"context": [sample_text("mixed", 5_770, n)], "question": QUESTION, "ratio": 0.2}
-    else:  # ~400 target tokens of prose
-        body = {"context": [sample_text("english", 1_800, n)], "question": QUESTION, "rate": 0.5}
-    return json.dumps(body, ensure_ascii=False).encode(), JSON
+    if kind == "seed":
+        text = requests.sample_text("mixed", 5_770, n)
+        body: dict[str, Any] = {"context": [text], "question": QUESTION, "ratio": 0.2}
+    elif kind == "short":
+        text = requests.sample_text("english", 1_800, n)
+        body = {"context": [text], "question": QUESTION, "rate": 0.5}
+    else:
+        contexts = [requests.sample_text("english", 2_100, n + i) for i in range(8)]
+        body = {"context": contexts, "question": RAG_QUESTION, "rate": 0.1}
+    return json.dumps(body, ensure_ascii=False).encode()
 
 
-def _refused() -> dict[str, list[tuple[bytes, str]]]:
+def refused() -> dict[str, list[tuple[bytes, str]]]:
+    """The requests the service must refuse, by kind, with their media types."""
     return {
         "oversized": [
             (b'{"context": "' + b"a" * (9 * 1024 * 1024) + b'"}', JSON),  # over the body limit
             (json.dumps({"context": ["word"] * 2000}).encode(), JSON),  # over max_contexts
-            (json.dumps({"context": [sample_text("english", 400_000, 3)]}).encode(), JSON),
+            (
+                json.dumps({"context": [requests.sample_text("english", 400_000, 3)]}).encode(),
+                JSON,
+            ),
         ],
         "malformed": [
             (b'{"context": ', JSON),
@@ -78,67 +95,52 @@ def _refused() -> dict[str, list[tuple[bytes, str]]]:
     }
 
 
-MIX = (("seed", 0.25), ("short", 0.45), ("oversized", 0.15), ("malformed", 0.15))
-
-
 class Recorder:
-    """What every request got, thread-safe."""
+    """What every request got, thread-safe: (start, end, kind, status, error type)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.rows: list[tuple[float, str, int, float, str]] = []  # t, kind, status, s, error
+        self.rows: list[tuple[float, float, str, int, str]] = []
 
-    def add(self, kind: str, status: int, seconds: float, error: str) -> None:
+    def add(self, started: float, kind: str, status: int, error: str) -> None:
         with self.lock:
-            self.rows.append((time.monotonic(), kind, status, seconds, error))
+            self.rows.append((started, time.monotonic(), kind, status, error))
 
 
-def _send(url: str, body: bytes, media: str) -> tuple[int, str, float]:
-    request = urllib.request.Request(url, data=body, headers={"content-type": media})
+def _error_type(answer: serve.Answer) -> str:
+    if answer.status < 400:
+        return ""
     try:
-        with urllib.request.urlopen(request, timeout=300) as response:
-            json.loads(response.read())
-            return response.status, "", 0.0
-    except urllib.error.HTTPError as exc:
-        try:
-            error = json.loads(exc.read())["error"]["type"]
-        except (ValueError, KeyError, TypeError):
-            error = "NOT-THE-ERROR-SHAPE"
-        retry = float(exc.headers.get("retry-after") or 0)
-        return exc.code, error, retry
-    except OSError as exc:
-        return 0, type(exc).__name__, 0.0
+        return str(answer.json()["error"]["type"])
+    except (ValueError, KeyError, TypeError):
+        return "NOT-THE-ERROR-SHAPE"
 
 
-def _client(base: str, until: float, recorder: Recorder, seed: int) -> None:
+def client(base: str, until: float, recorder: Recorder, seed: int) -> None:
+    """One client: requests from the mix until ``until``, honouring ``Retry-After``."""
     rng = random.Random(seed)
-    refused = _refused()
+    bad = refused()
     kinds, weights = zip(*MIX, strict=True)
     while time.monotonic() < until:
         kind = rng.choices(kinds, weights)[0]
-        body, media = _fresh(kind, rng) if kind in ("seed", "short") else rng.choice(refused[kind])
+        body, media = (fresh(kind, rng), JSON) if kind in COMPRESSIONS else rng.choice(bad[kind])
         started = time.monotonic()
-        status, error, retry = _send(f"{base}/compress", body, media)
-        recorder.add(kind, status, time.monotonic() - started, error)
-        if status == 429:
+        try:
+            answer = serve.post(f"{base}/compress", body, media=media, timeout_s=600)
+        except OSError as exc:
+            recorder.add(started, kind, 0, type(exc).__name__)
+            time.sleep(0.5)
+            continue
+        recorder.add(started, kind, answer.status, _error_type(answer))
+        if answer.status == 429:
+            retry = float(answer.headers.get("retry-after") or 1)
             time.sleep(min(retry, 10.0) * rng.uniform(0.5, 1.5))
 
 
-def _rss_mib(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
-
-
-def _monitor(
-    base: str, service: int, triton: list[int], until: float, samples: list[dict[str, float]]
+def monitor(
+    base: str, pid: int, triton: list[int], until: float, samples: list[dict[str, float]]
 ) -> None:
+    """Twice a second: /healthz's time, the service's and Triton's resident memory."""
     while time.monotonic() < until:
         started = time.monotonic()
         try:
@@ -150,58 +152,56 @@ def _monitor(
             {
                 "t": started,
                 "healthz_s": healthz,
-                "service_mib": _rss_mib([service]),
-                "triton_mib": _rss_mib(server._process_tree(triton[0])) if triton else 0.0,
+                "service_mib": rss_mib(pid),
+                "triton_mib": tree_rss_mib(triton[0]) if triton else 0.0,
             }
         )
         time.sleep(max(0.0, 0.5 - (time.monotonic() - started)))
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
-
-
-def _wait_ready(base: str, service: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if service.poll() is not None:
-            raise RuntimeError("tersify serve exited before it was ready")
-        try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=5):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError("tersify serve was not ready in 300 s")
+def plan_from_metrics(base: str) -> dict[str, float]:
+    """The service's memory plan and limits, as its /metrics gives them."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    plan: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(("tersify_memory_plan_bytes{", "tersify_admission_limit{")):
+            plan[line.split('"')[1]] = float(line.split()[-1])
+    return plan
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Start Triton (in triton mode) and the service, soak it, return what happened."""
+    from tersify.client import Bundle, resolve_scorer_folder
+    from tersify.settings import Settings
+    from tersify.triton import server
+
     bundle = Bundle.open(resolve_scorer_folder(args.scorer, Settings.from_env()))
     run_dir = OUT / "soak-triton"
     run_dir.mkdir(parents=True, exist_ok=True)
-    scorer, triton_pid, restart = str(bundle.folder), [], {}
+    scorer, triton_pid, restart = args.scorer, [], {}
     state = None
     if args.mode == "triton":
         state = server.start(bundle, run_dir)
         triton_pid.append(state.pid)
-        scorer = f"{state.grpc_url}?scorer={bundle.folder}&timeout=120"
-    port = server.free_port()
-    command = [sys.executable, "-m", "tersify.cli", "serve", "--scorer", scorer]
-    command += ["--port", str(port), *shlex.split(args.serve_args)]
+        scorer = f"{state.grpc_url}?scorer={args.scorer}&timeout=120"
     log = (OUT / f"soak_http-{args.mode}.log").open("wb")
-    service = subprocess.Popen(command, stderr=log)
-    base = f"http://127.0.0.1:{port}"
+    flags = ["--scorer", scorer, *shlex.split(args.serve_args)]
+    service = serve.start(*flags, ready="/readyz", timeout_s=600, stderr=log)
     recorder, samples = Recorder(), []
     try:
-        _wait_ready(base, service)
+        plan = plan_from_metrics(service.base)
+        idle = rss_mib(service.pid)
         started = time.monotonic()
         until = started + args.seconds
         threads = [
-            threading.Thread(target=_client, args=(base, until, recorder, seed))
+            threading.Thread(target=client, args=(service.base, until, recorder, seed))
             for seed in range(args.clients)
         ]
         threads.append(
-            threading.Thread(target=_monitor, args=(base, service.pid, triton_pid, until, samples))
+            threading.Thread(
+                target=monitor, args=(service.base, service.pid, triton_pid, until, samples)
+            )
         )
         for thread in threads:
             thread.start()
@@ -221,133 +221,141 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for thread in threads:
             thread.join()
         elapsed = time.monotonic() - started
-        peak_hwm = _hwm_mib(service.pid) if service.poll() is None else 0.0
-        died = _death(service, samples)
+        alive = service.process.poll() is None
+        peak = hwm_mib(service.pid) if alive else 0.0
     finally:
-        service.send_signal(signal.SIGTERM)
-        service.wait(timeout=120)
+        exit_code = service.stop()
         if args.mode == "triton":
             server.stop(run_dir)
-    with (OUT / f"soak_http-{args.mode}.csv").open("w", encoding="utf-8") as rows:
-        rows.write("t,kind,status,seconds,error\n")
-        for t, kind, status, seconds, error in recorder.rows:
-            rows.write(f"{t - started:.3f},{kind},{status},{seconds:.3f},{error}\n")
-    result = _summary(args, recorder, samples, restart, elapsed, peak_hwm)
-    result["service_died"] = None if died is None else round(died - started, 1)
-    result["service_exit"] = service.returncode if died is not None else None
+    _write_rows(args.mode, recorder, started)
+    result = summary(args, recorder, samples, restart, elapsed)
+    result["memory"] = {
+        "idle_mib": round(idle),
+        "peak_mib": round(peak),
+        "sampled_peak_mib": round(max((s["service_mib"] for s in samples), default=0)),
+        "bound_mib": round(plan.get("bound", 0) / 2**20),
+        "within_bound": 0 < peak <= plan.get("bound", 0) / 2**20,
+        "triton_peak_mib": round(max((s["triton_mib"] for s in samples), default=0)),
+        "plan_mib": {k: round(v / 2**20) for k, v in plan.items() if k not in _LIMITS},
+    }
+    result["admission"] = {k: int(v) for k, v in plan.items() if k in _LIMITS}
+    result["service_alive_at_end"] = alive
+    result["command"] = results.command_line()
+    result["machine"] = results.cpu_summary()
+    result["date"] = time.strftime("%Y-%m-%d")
+    result["service_exit"] = exit_code
     return result
 
 
-def _death(service: subprocess.Popen[bytes], samples: list[dict[str, float]]) -> float | None:
-    """When the service stopped answering for good, if it died during the run."""
-    if service.poll() is None:
-        return None
-    answered = [s["t"] for s in samples if s["healthz_s"] != float("inf")]
-    return max(answered) if answered else None
+_LIMITS = ("max_inflight", "max_queue")
 
 
-def _hwm_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+def _write_rows(mode: str, recorder: Recorder, started: float) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with (OUT / f"soak_http-{mode}.csv").open("w", encoding="utf-8") as rows:
+        rows.write("start,end,kind,status,error\n")
+        for t0, t1, kind, status, error in recorder.rows:
+            rows.write(f"{t0 - started:.3f},{t1 - started:.3f},{kind},{status},{error}\n")
 
 
-def _summary(
+def summary(
     args: argparse.Namespace,
     recorder: Recorder,
     samples: list[dict[str, float]],
     restart: dict[str, float],
     elapsed: float,
-    peak_hwm: float,
 ) -> dict[str, Any]:
+    """Counts by status and kind, 5xx in and outside the restart, latency, /healthz."""
     rows = recorder.rows
-    codes = collections.Counter(status for _, _, status, _, _ in rows)
-    errors = collections.Counter(
-        f"{status} {error}" for _, _, status, _, error in rows if status >= 500 or status == 0
+
+    def in_restart(t0: float, t1: float) -> bool:
+        return bool(restart) and t0 <= restart["ready"] and t1 >= restart["stop"]
+
+    failures = [r for r in rows if r[3] >= 500 or r[3] == 0]
+    outside = collections.Counter(
+        f"{status} {error}" for t0, t1, _, status, error in failures if not in_restart(t0, t1)
     )
-    latency = {
-        kind: [s for _, k, status, s, _ in rows if k == kind and status == 200]
-        for kind in ("seed", "short")
+    during = collections.Counter(
+        f"{status} {error}" for t0, t1, _, status, error in failures if in_restart(t0, t1)
+    )
+    by_kind = {
+        kind: dict(sorted(collections.Counter(r[3] for r in rows if r[2] == kind).items()))
+        for kind, _ in MIX
     }
+    latency = {}
+    for kind in COMPRESSIONS:
+        took = [t1 - t0 for t0, t1, k, status, _ in rows if k == kind and status == 200]
+        latency[kind] = {
+            "n": len(took),
+            "p50": round(statistics.median(took), 1) if took else None,
+            "p99": round(percentile(took, 0.99), 1) if took else None,
+        }
     healthz = [s["healthz_s"] for s in samples]
     recovery = None
     if restart:
-        after = [t for t, _, status, _, _ in rows if status == 200 and t > restart["ready"]]
+        after = [t1 for _, t1, _, status, _ in rows if status == 200 and t1 > restart["ready"]]
         recovery = {
-            "outage_s": restart["ready"] - restart["stop"],
-            "first_200_after_stop_s": (min(after) - restart["stop"]) if after else None,
-            "5xx_in_window": sum(
-                1
-                for t, _, status, _, _ in rows
-                if status >= 500 and restart["stop"] <= t <= restart["ready"] + 130
-            ),
+            "outage_s": round(restart["ready"] - restart["stop"], 1),
+            "first_200_after_stop_s": round(min(after) - restart["stop"], 1) if after else None,
         }
     return {
         "mode": args.mode,
+        "scorer": args.scorer,
         "clients": args.clients,
         "seconds": round(elapsed, 1),
         "serve_args": args.serve_args,
         "requests": len(rows),
-        "by_status": dict(sorted(codes.items())),
-        "errors_5xx_or_lost": dict(errors),
+        "by_status": dict(sorted(collections.Counter(r[3] for r in rows).items())),
+        "by_kind": by_kind,
+        "5xx_or_lost_outside_restart": dict(outside),
+        "5xx_or_lost_in_restart": dict(during),
         "not_the_error_shape": sum(1 for r in rows if r[4] == "NOT-THE-ERROR-SHAPE"),
-        "latency_200_s": {
-            kind: {
-                "n": len(values),
-                "p50": round(statistics.median(values), 2) if values else None,
-                "p99": round(_percentile(values, 0.99), 2) if values else None,
-            }
-            for kind, values in latency.items()
-        },
-        "peak_rss_mib": {
-            "service_sampled": round(max((s["service_mib"] for s in samples), default=0)),
-            "service_hwm": round(peak_hwm),
-            "triton_sampled": round(max((s["triton_mib"] for s in samples), default=0)),
-        },
+        "latency_200_s": latency,
         "healthz_s": {
-            "p50": round(_percentile(healthz, 0.5), 4),
-            "p99": round(_percentile(healthz, 0.99), 4),
-            "max": round(max(healthz, default=0), 4),
-            "over_100ms": sum(1 for h in healthz if h > 0.1),
-            "samples": len(healthz),
+            "p50": round(percentile(healthz, 0.5), 4) if healthz else None,
+            "p99": round(percentile(healthz, 0.99), 4) if healthz else None,
+            "max": round(max(healthz, default=0.0), 4),
         },
         "restart": recovery,
     }
 
 
-def _markdown(result: dict[str, Any]) -> str:
-    lat = result["latency_200_s"]
-    rss = result["peak_rss_mib"]
-    hz = result["healthz_s"]
+def markdown(run: dict[str, Any]) -> str:
+    """One section per mode."""
+    memory, lat, hz = run["memory"], run["latency_200_s"], run["healthz_s"]
+    admission = run["admission"]
+    title = "embedded scorer" if run["mode"] == "embedded" else "Triton scorer, restarted once"
     lines = [
-        f"`tersify serve` ({result['mode']} scorer), {result['clients']} clients for "
-        f"{result['seconds']:.0f} s, serve flags `{result['serve_args'] or 'defaults'}`.",
+        f"### {run['scorer']}, {title}",
         "",
-        f"- requests: {result['requests']}; by status: "
-        + ", ".join(f"{code}: {n}" for code, n in result["by_status"].items()),
-        f"- 5xx or lost: {result['errors_5xx_or_lost'] or 'none'}; answers not in the error "
-        f"shape: {result['not_the_error_shape']}",
-        f"- admitted latency (200): seed p50 {lat['seed']['p50']} s, p99 {lat['seed']['p99']} s "
-        f"(n={lat['seed']['n']}); short p50 {lat['short']['p50']} s, p99 {lat['short']['p99']} s "
-        f"(n={lat['short']['n']})",
-        f"- peak RSS: service {rss['service_hwm']} MiB (high-water mark), Triton "
-        f"{rss['triton_sampled']} MiB (sampled)",
-        f"- /healthz: p50 {hz['p50'] * 1000:.1f} ms, p99 {hz['p99'] * 1000:.1f} ms, max "
-        f"{hz['max'] * 1000:.1f} ms, {hz['over_100ms']} of {hz['samples']} samples over 100 ms",
+        f"Measured with `{run['command']}` on {run['machine']}, {run['date']}, while other "
+        "engineers' jobs shared the machine (latencies measure it more than tersify).",
+        "",
+        f"{run['clients']} clients for {run['seconds']:.0f} s; `tersify serve "
+        f"{run['serve_args'] or ''}` with its default admission: --max-inflight "
+        f"{admission.get('max_inflight')}, --max-queue {admission.get('max_queue')}.",
+        "",
+        f"- requests: {run['requests']}; by status: "
+        + ", ".join(f"{code}: {n}" for code, n in run["by_status"].items()),
+        f"- **5xx or lost outside the restart: {sum(run['5xx_or_lost_outside_restart'].values())}**"
+        + (f" ({run['5xx_or_lost_outside_restart']})" if run["5xx_or_lost_outside_restart"] else "")
+        + f"; answers not in the error shape: {run['not_the_error_shape']}",
+        f"- **peak RSS {memory['peak_mib']} MiB against the bound of {memory['bound_mib']} MiB"
+        f" ({'within' if memory['within_bound'] else 'OVER'})**; idle {memory['idle_mib']} MiB",
+        "- admitted (200) latency, p50 / p99 s: "
+        + "; ".join(f"{k} {v['p50']} / {v['p99']} (n={v['n']})" for k, v in lat.items()),
+        f"- /healthz: p50 {1000 * (hz['p50'] or 0):.1f} ms, p99 {1000 * (hz['p99'] or 0):.1f} ms",
     ]
-    if result.get("service_died") is not None:
+    if run["restart"]:
+        r = run["restart"]
         lines.append(
-            f"- the service DIED {result['service_died']} s into the run (exit "
-            f"{result['service_exit']}); requests after that are counted as lost"
+            f"- Triton restart: down {r['outage_s']} s, first 200 {r['first_200_after_stop_s']} "
+            f"s after the stop; 5xx or lost in flight during it: "
+            f"{sum(run['5xx_or_lost_in_restart'].values())}; Triton's peak RSS "
+            f"{memory['triton_peak_mib']} MiB"
         )
-    if result["restart"]:
-        r = result["restart"]
-        lines.append(
-            f"- Triton restart: down for {r['outage_s']:.1f} s; first 200 "
-            f"{r['first_200_after_stop_s']:.1f} s after the stop; 5xx in that window: "
-            f"{r['5xx_in_window']}"
-        )
+    if not run["service_alive_at_end"]:
+        lines.append(f"- the service DIED during the run (exit {run['service_exit']})")
     return "\n".join(lines) + "\n"
 
 
@@ -357,15 +365,14 @@ def main() -> None:
     parser.add_argument("--scorer", default="gemma-3-270m")
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=600.0)
-    parser.add_argument("--serve-args", default="", help="extra `tersify serve` flags")
+    parser.add_argument("--serve-args", default="--timeout 300", help="more `tersify serve` flags")
     args = parser.parse_args()
-    result = run(args)
-    OUT.mkdir(exist_ok=True)
-    (OUT / f"soak_http-{args.mode}.json").write_text(json.dumps(result, indent=2) + "\n")
-    text = _markdown(result)
-    (OUT / f"soak_http-{args.mode}.md").write_text(text, encoding="utf-8")
-    print(json.dumps(result, indent=2))
-    print(text)
+    outcome = run(args)
+    path = results.RESULTS / "soak_http.json"
+    runs = json.loads(path.read_text(encoding="utf-8")).get("runs", {}) if path.is_file() else {}
+    runs[args.mode] = outcome
+    text = "\n".join(markdown(runs[mode]) for mode in ("embedded", "triton") if mode in runs)
+    print(results.write("soak_http", text, {"runs": runs}, with_header=False))
 
 
 if __name__ == "__main__":
