@@ -41,7 +41,7 @@ import time
 import urllib.request
 from typing import Any
 
-from harness import OUT, requests, results, serve
+from harness import OUT, requests, results, serve, triton
 from harness.memory import hwm_mib, rss_mib, tree_rss_mib
 from harness.timing import percentile
 
@@ -138,7 +138,7 @@ def client(base: str, until: float, recorder: Recorder, seed: int) -> None:
 
 
 def monitor(
-    base: str, pid: int, triton: list[int], until: float, samples: list[dict[str, float]]
+    base: str, pid: int, triton_pids: list[int], until: float, samples: list[dict[str, float]]
 ) -> None:
     """Twice a second: /healthz's time, the service's and Triton's resident memory."""
     while time.monotonic() < until:
@@ -153,7 +153,7 @@ def monitor(
                 "t": started,
                 "healthz_s": healthz,
                 "service_mib": rss_mib(pid),
-                "triton_mib": tree_rss_mib(triton[0]) if triton else 0.0,
+                "triton_mib": tree_rss_mib(triton_pids[0]) if triton_pids else 0.0,
             }
         )
         time.sleep(max(0.0, 0.5 - (time.monotonic() - started)))
@@ -208,14 +208,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if state is not None:
             time.sleep(args.seconds / 2)
             restart["stop"] = time.monotonic()
-            server.stop(run_dir)
-            state = server.start(
-                bundle,
-                run_dir,
-                http_port=state.http_port,
-                grpc_port=state.grpc_port,
-                metrics_port=state.metrics_port,
-            )
+            state = triton.restart(bundle, run_dir, state)
             triton_pid[0] = state.pid
             restart["ready"] = time.monotonic()
         for thread in threads:
@@ -349,9 +342,14 @@ def markdown(run: dict[str, Any]) -> str:
     if run["restart"]:
         r = run["restart"]
         lines.append(
-            f"- Triton restart: down {r['outage_s']} s, first 200 {r['first_200_after_stop_s']} "
-            f"s after the stop; 5xx or lost in flight during it: "
-            f"{sum(run['5xx_or_lost_in_restart'].values())}; Triton's peak RSS "
+            f"- Triton restart: down {r['outage_s']} s, first 200 "
+            + (
+                f"{r['first_200_after_stop_s']} s after the stop"
+                if r["first_200_after_stop_s"] is not None
+                else "not before the end"
+            )
+            + "; 5xx or lost in flight during it: "
+            + f"{sum(run['5xx_or_lost_in_restart'].values())}; Triton's peak RSS "
             f"{memory['triton_peak_mib']} MiB"
         )
     if not run["service_alive_at_end"]:
