@@ -74,3 +74,47 @@ def hostile_text(shape: str, size: int) -> str:
     if shape == "bidi":
         return ("\u2067abc\u202e def\u2069 " * (size // 12 + 1))[:size]
     raise ValueError(shape)
+
+
+# A fact hidden in real text and the question that finds it: what the needle tests ask for.
+FACT = "The secret password to the archive is 4711946."
+QUESTION = "What is the secret password to the archive?"
+GATE_CODE = "The access code for the north gate is 4817."
+GATE_QUESTION = "What is the access code for the north gate?"
+
+
+def hide(fact: str, text: str, at: int | None = None) -> str:
+    """``text`` with ``fact`` put in at character ``at`` (the middle by default)."""
+    cut = len(text) // 2 if at is None else at
+    return text[:cut] + " " + fact + " " + text[cut:]
+
+
+def needle_documents(fact: str, n_chars: int, at: int) -> list[str]:
+    """Five English documents of ``n_chars``; the fourth holds ``fact`` at character ``at``."""
+    docs = [sample_text("english", n_chars, seed) for seed in range(5)]
+    docs[3] = hide(fact, docs[3], at)
+    return docs
+
+
+def gate_request(**extra: object) -> dict:
+    """A question-aware JSON request: the gate's code in the fourth of five documents."""
+    context = needle_documents(GATE_CODE, 700, 300)
+    return {"context": context, "question": GATE_QUESTION, "rate": 0.3, **extra}
+
+
+def secret_request() -> dict:
+    """A JSON request of one document with ``FACT`` in its middle, and ``QUESTION``."""
+    return {"context": [hide(FACT, sample_text("english", 2400, 7))], "question": QUESTION}
+
+
+def secret_prompt(seed: int) -> str:
+    """A prompt of 3,000 characters with ``FACT`` in its middle, ending with ``QUESTION``."""
+    return hide(FACT, sample_text("english", 3000, seed)) + "\n\n" + QUESTION
+
+
+def secret_chat(seed: int) -> list[dict[str, str]]:
+    """``secret_prompt`` as chat messages, after a system message."""
+    return [
+        {"role": "system", "content": "You answer questions about the documents."},
+        {"role": "user", "content": secret_prompt(seed)},
+    ]

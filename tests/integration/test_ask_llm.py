@@ -17,26 +17,18 @@ from tersify import Compressor
 from tersify.cli import main
 from tersify.integrations.local_llm import LocalLLM
 
-from texts import sample_text
-
-FACT = "The secret password to the archive is 4711946."
-QUESTION = "What is the secret password to the archive?"
-
-
-def _request() -> dict:
-    text = sample_text("english", 2400, 7)
-    cut = len(text) // 2
-    return {"context": [text[:cut] + " " + FACT + " " + text[cut:]], "question": QUESTION}
+from texts import FACT, QUESTION, sample_text, secret_request
 
 
 def test_cli_reports_each_leg_and_exits_1_when_one_failed(
-    failing_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    failing_url: str,
+    smollm2_scorer_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from tersify.export import export_scorer
-
     request = tmp_path / "request.json"
-    request.write_text(json.dumps({**_request(), "rate": 0.1}), encoding="utf-8")
-    scorer = str(export_scorer("smollm2-135m", skip_existing=True))
+    request.write_text(json.dumps({**secret_request(), "rate": 0.1}), encoding="utf-8")
+    scorer = str(smollm2_scorer_dir)
     argv = ["ask", str(request), "--llm", failing_url + "/small/v1", "--model", "m"]
     argv += ["--scorer", scorer]
     assert main([*argv, "--json"]) == 1
@@ -60,7 +52,7 @@ def test_cli_reports_each_leg_and_exits_1_when_one_failed(
 
 def test_ask_full_and_compressed(local_llm: LocalLLM, smollm2_compressor: Compressor) -> None:
     result = tersify.ask(
-        {**_request(), "rate": 0.5},
+        {**secret_request(), "rate": 0.5},
         llm=local_llm.url,
         model=local_llm.model,
         compressor=smollm2_compressor,
@@ -79,13 +71,14 @@ def test_ask_full_and_compressed(local_llm: LocalLLM, smollm2_compressor: Compre
 
 
 def test_cli_seed_layout_and_json(
-    local_llm: LocalLLM, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    local_llm: LocalLLM,
+    smollm2_scorer_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from tersify.export import export_scorer
-
     request = tmp_path / "request.json"
-    request.write_text(json.dumps({**_request(), "ratio": 0.5}), encoding="utf-8")
-    scorer = str(export_scorer("smollm2-135m", skip_existing=True))
+    request.write_text(json.dumps({**secret_request(), "ratio": 0.5}), encoding="utf-8")
+    scorer = str(smollm2_scorer_dir)
     argv = ["ask", str(request), "--llm", local_llm.url, "--model", local_llm.model]
     argv += ["--scorer", scorer, "--max-tokens", "16"]
     assert main(argv) == 0

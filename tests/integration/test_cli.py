@@ -3,33 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from processes import tersify
 
 from answers import check_answer, check_seed_answer
-
-ROOT = Path(__file__).resolve().parents[2]
-SEED = ROOT / "examples" / "seed_request.json"
-
-
-def tersify(
-    *args: str, stdin: bytes | None = None, home: Path | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    env = dict(os.environ)
-    if home is not None:
-        env["TERSIFY_HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, "-m", "tersify.cli", *args],
-        input=stdin,
-        capture_output=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+from texts import SEED
 
 
 def test_compress_prints_the_seed_answer_format(tiny_scorer_dir: Path) -> None:

@@ -6,16 +6,11 @@ import asyncio
 
 from tersify import Compressor
 
-from texts import sample_text
-
-FACT = "The secret password to the archive is 4711946."
-QUESTION = "What is the secret password to the archive?"
+from texts import FACT, QUESTION, needle_documents
 
 
 def _documents() -> list[str]:
-    docs = [sample_text("english", 500, seed) for seed in range(5)]
-    docs[3] = docs[3][:200] + " " + FACT + " " + docs[3][200:]
-    return docs
+    return needle_documents(FACT, 500, 200)
 
 
 def _is_subsequence(part: str, text: str) -> bool:

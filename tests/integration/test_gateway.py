@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,24 +16,14 @@ from pathlib import Path
 
 import pytest
 from openai import OpenAI
+from processes import wait_until_up
 
 from tersify.integrations.local_llm import LocalLLM, free_port
 
-from texts import sample_text
+from texts import secret_chat
 
 UPSTREAM_KEY = "sk-upstream-secret-4242"
 TOKEN = "gateway-token-7"
-QUESTION = "What is the secret password to the archive?"
-
-
-def _messages() -> list[dict]:
-    text = sample_text("english", 3000, 11)
-    cut = len(text) // 2
-    context = text[:cut] + " The secret password to the archive is 4711946. " + text[cut:]
-    return [
-        {"role": "system", "content": "You answer questions about the documents."},
-        {"role": "user", "content": context + "\n\n" + QUESTION},
-    ]
 
 
 @dataclass
@@ -45,9 +34,9 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    from tersify.export import export_scorer
-
+def served(
+    smollm2_scorer_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("gateway")
     token_file = folder / "token"
     token_file.write_text(TOKEN)
@@ -62,7 +51,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                 "tersify.cli",
                 "serve",
                 "--scorer",
-                str(export_scorer("smollm2-135m", skip_existing=True)),
+                str(smollm2_scorer_dir),
                 "--port",
                 str(port),
                 "--token-file",
@@ -78,23 +67,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            _wait_healthy(base, process)
+            wait_until_up(base + "/healthz", process, "tersify serve")
             yield Served(base, upstream, log)
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
-
-
-def _wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "tersify serve exited at start"
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError("tersify serve did not start")
 
 
 def _client(served: Served, api_key: str = TOKEN) -> OpenAI:
@@ -105,7 +82,7 @@ def test_openai_client_through_the_gateway(served: Served) -> None:
     client = _client(served)
     raw = client.chat.completions.with_raw_response.create(
         model="smollm2",
-        messages=_messages(),
+        messages=secret_chat(11),
         max_tokens=12,
         temperature=0,
         extra_body={"tersify": {"rate": 0.4}},
@@ -119,7 +96,7 @@ def test_openai_client_through_the_gateway(served: Served) -> None:
     # The same request straight to the upstream: the gateway's prompt is far shorter.
     direct = OpenAI(base_url=served.upstream.url, api_key=UPSTREAM_KEY, max_retries=0)
     full = direct.chat.completions.create(
-        model="smollm2", messages=_messages(), max_tokens=12, temperature=0
+        model="smollm2", messages=secret_chat(11), max_tokens=12, temperature=0
     )
     assert completion.usage.prompt_tokens < 0.6 * full.usage.prompt_tokens
 
@@ -128,7 +105,7 @@ def test_streaming_is_relayed_chunk_by_chunk(served: Served) -> None:
     client = _client(served)
     with client.chat.completions.with_streaming_response.create(
         model="smollm2",
-        messages=_messages(),
+        messages=secret_chat(11),
         max_tokens=24,
         temperature=0,
         stream=True,
@@ -141,7 +118,7 @@ def test_streaming_is_relayed_chunk_by_chunk(served: Served) -> None:
 
 
 def test_upstream_errors_keep_status_and_body(served: Served) -> None:
-    bad = {"model": "smollm2", "messages": _messages(), "max_tokens": "many"}
+    bad = {"model": "smollm2", "messages": secret_chat(11), "max_tokens": "many"}
     statuses = []
     for url, key in ((served.url, TOKEN), (served.upstream.url.removesuffix("/v1"), UPSTREAM_KEY)):
         request = urllib.request.Request(
@@ -162,7 +139,7 @@ def test_gateway_obeys_the_service_contract(served: Served) -> None:
 
     client = _client(served, api_key="wrong")
     with pytest.raises(AuthenticationError) as caught:
-        client.chat.completions.create(model="smollm2", messages=_messages(), max_tokens=4)
+        client.chat.completions.create(model="smollm2", messages=secret_chat(11), max_tokens=4)
     assert caught.value.status_code == 401
     assert caught.value.body["type"] == "UnauthorizedError"  # type: ignore[index]
     request = urllib.request.Request(
@@ -178,7 +155,7 @@ def test_gateway_obeys_the_service_contract(served: Served) -> None:
 def test_models_and_completions_with_the_openai_client(served: Served) -> None:
     client = _client(served)
     assert served.upstream.model in [m.id for m in client.models.list()]
-    prompt = _messages()[1]["content"]
+    prompt = secret_chat(11)[1]["content"]
     raw = client.completions.with_raw_response.create(
         model="smollm2",
         prompt=prompt,
@@ -208,12 +185,12 @@ def test_langchain_chat_openai_through_the_gateway(served: Served) -> None:
         max_retries=0,
         extra_body={"tersify": {"rate": 0.4}},
     )
-    messages = [(m["role"], m["content"]) for m in _messages()]
+    messages = [(m["role"], m["content"]) for m in secret_chat(11)]
     reply = llm.invoke(messages)
     assert reply.content
     direct = OpenAI(base_url=served.upstream.url, api_key=UPSTREAM_KEY, max_retries=0)
     full = direct.chat.completions.create(
-        model="smollm2", messages=_messages(), max_tokens=12, temperature=0
+        model="smollm2", messages=secret_chat(11), max_tokens=12, temperature=0
     )
     assert full.usage is not None
     assert reply.response_metadata["token_usage"]["prompt_tokens"] < 0.6 * full.usage.prompt_tokens

@@ -10,32 +10,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from openai import OpenAI
+from processes import wait_until_up
 
 from tersify.integrations.local_llm import LocalLLM, free_port
 
-from texts import sample_text
+from texts import secret_chat
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "examples" / "litellm_proxy.yaml"
-QUESTION = "What is the secret password to the archive?"
 MASTER_KEY = "sk-proxy-master-5"  # the proxy refuses to start without one
-
-
-def _messages() -> list[dict[str, str]]:
-    text = sample_text("english", 3000, 13)
-    cut = len(text) // 2
-    context = text[:cut] + " The secret password to the archive is 4711946. " + text[cut:]
-    return [
-        {"role": "system", "content": "You answer questions about the documents."},
-        {"role": "user", "content": context + "\n\n" + QUESTION},
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +52,8 @@ def proxy(local_llm: LocalLLM, tmp_path_factory: pytest.TempPathFactory) -> Iter
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait(base, process, folder / "proxy.log")
+        live = base + "/health/liveliness"
+        wait_until_up(live, process, "the LiteLLM proxy", log=folder / "proxy.log")
         yield base
     finally:
         process.terminate()
@@ -75,24 +64,11 @@ def proxy(local_llm: LocalLLM, tmp_path_factory: pytest.TempPathFactory) -> Iter
             process.wait(timeout=30)
 
 
-def _wait(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError("the LiteLLM proxy exited:\n" + log.read_text()[-3000:])
-        try:
-            with urllib.request.urlopen(base + "/health/liveliness", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError("the LiteLLM proxy did not start:\n" + log.read_text()[-3000:])
-
-
 def test_the_proxy_sends_the_compressed_prompt(proxy: str, local_llm: LocalLLM) -> None:
     client = OpenAI(base_url=proxy, api_key=MASTER_KEY, max_retries=0, timeout=300)
     reply = client.chat.completions.create(
         model="smollm2",
-        messages=_messages(),  # type: ignore[arg-type]
+        messages=secret_chat(13),  # type: ignore[arg-type]
         max_tokens=12,
         temperature=0,
         extra_body={"tersify": {"rate": 0.4}},
@@ -101,7 +77,7 @@ def test_the_proxy_sends_the_compressed_prompt(proxy: str, local_llm: LocalLLM) 
     direct = OpenAI(base_url=local_llm.url, api_key="none", max_retries=0)
     full = direct.chat.completions.create(
         model="smollm2",
-        messages=_messages(),  # type: ignore[arg-type]
+        messages=secret_chat(13),  # type: ignore[arg-type]
         max_tokens=12,
         temperature=0,
     )

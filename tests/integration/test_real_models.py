@@ -14,7 +14,7 @@ import pytest
 from tersify import Compressor
 from tersify.bundle import Bundle
 from tersify.client import open_scorer
-from tersify.export import export_scorer, graph
+from tersify.export import graph
 from tersify.export.models import load, resolve
 from tersify.settings import Settings
 
@@ -35,11 +35,6 @@ CHINESE = (
 @pytest.fixture(scope="module")
 def default_compressor() -> Compressor:
     return Compressor()
-
-
-@pytest.fixture(scope="module")
-def smollm2_folder() -> Path:
-    return export_scorer("smollm2-135m", skip_existing=True)
 
 
 def test_seed_request_meets_the_acceptance(
@@ -66,9 +61,9 @@ def test_rates_hold_on_the_real_scorer(
     assert abs(result.rate - rate) <= 0.02 or result.target_tokens - result.compressed_tokens <= 3
 
 
-def test_long_prompt_lands_on_budget(smollm2_folder: Path) -> None:
+def test_long_prompt_lands_on_budget(smollm2_scorer_dir: Path) -> None:
     text = sample_text("english", 80_000, 12)  # about 18k target tokens
-    compressor = Compressor(str(smollm2_folder))
+    compressor = Compressor(str(smollm2_scorer_dir))
     result = compressor.compress([text], rate=0.2)
     assert result.origin_tokens > 15_000
     assert abs(result.rate - 0.2) <= 0.02
@@ -88,8 +83,8 @@ def _compare_with_pytorch(model: str, folder: Path) -> float:
     return graph.max_difference(reference, got)
 
 
-def test_smollm2_onnx_agrees_with_pytorch(smollm2_folder: Path) -> None:
-    assert _compare_with_pytorch("smollm2-135m", smollm2_folder) <= 1e-3
+def test_smollm2_onnx_agrees_with_pytorch(smollm2_scorer_dir: Path) -> None:
+    assert _compare_with_pytorch("smollm2-135m", smollm2_scorer_dir) <= 1e-3
 
 
 def test_gemma_onnx_agrees_with_pytorch() -> None:

@@ -16,30 +16,17 @@ from tersify import Compressor, ContextFilter, TokenFilter
 from tersify.request import answer
 from tersify.service import create_app
 
-from texts import sample_text
-
-NEEDLE = "The access code for the north gate is 4817."
-QUESTION = "What is the access code for the north gate?"
-
-
-def _documents() -> list[str]:
-    docs = [sample_text("english", 700, seed) for seed in range(5)]
-    docs[3] = docs[3][:300] + " " + NEEDLE + " " + docs[3][300:]
-    return docs
-
-
-def _request(**extra: object) -> dict:
-    return {"context": _documents(), "question": QUESTION, "rate": 0.3, **extra}
+from texts import GATE_QUESTION, gate_request
 
 
 def test_question_aware_is_the_same_through_cli_http_and_python(
     tiny_scorer_dir: Path, tiny_compressor: Compressor, tmp_path: Path
 ) -> None:
-    payload = _request(mode="longllmlingua", reorder_context="two_stage")
+    payload = gate_request(mode="longllmlingua", reorder_context="two_stage")
     # Python API, with the filters spelled out by hand: the preset's documented meaning.
     direct = tiny_compressor.compress(
         payload["context"],
-        question=QUESTION,
+        question=GATE_QUESTION,
         rate=0.3,
         context_filter=ContextFilter(
             rank_method="longllmlingua", reorder="two_stage", dynamic_ratio=0.3

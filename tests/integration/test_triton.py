@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +27,6 @@ from answers import check_properties
 from texts import sample_text
 
 MODEL = "tersify_scorer"
-
-
-@pytest.fixture(scope="module")
-def triton(
-    tiny_scorer_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[server.ServerState]:
-    run_dir = tmp_path_factory.mktemp("triton-run")
-    state = server.start(Bundle.open(tiny_scorer_dir), run_dir)
-    try:
-        yield state
-    finally:
-        server.stop(run_dir)
 
 
 def _scorer(state: server.ServerState, bundle_dir: Path, **retry: float) -> TritonScorer:

@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,18 +24,6 @@ from tersify.triton.compress_config import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def triton(
-    tiny_scorer_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[server.ServerState]:
-    run_dir = tmp_path_factory.mktemp("triton-compress")
-    state = server.start(Bundle.open(tiny_scorer_dir), run_dir)
-    try:
-        yield state
-    finally:
-        server.stop(run_dir)
 
 
 def _client(state: server.ServerState) -> grpcclient.InferenceServerClient:

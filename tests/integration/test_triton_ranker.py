@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -93,15 +92,9 @@ def test_no_server_is_one_clear_error(ranker_dir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def triton(
-    tiny_scorer_dir: Path, ranker_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[server.ServerState]:
-    run_dir = tmp_path_factory.mktemp("triton-ranker")
-    state = server.start(Bundle.open(tiny_scorer_dir), run_dir, ranker=Bundle.open(ranker_dir))
-    try:
-        yield state
-    finally:
-        server.stop(run_dir)
+def triton_ranker(ranker_dir: Path) -> Bundle:
+    """``triton`` (tests/integration/conftest.py) serves the exported ranker here."""
+    return Bundle.open(ranker_dir)
 
 
 def _client(state: server.ServerState) -> grpcclient.InferenceServerClient:

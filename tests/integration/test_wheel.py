@@ -12,11 +12,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from processes import wait_until_up
 
 from tersify.integrations.local_llm import free_port
 
@@ -111,7 +111,7 @@ def test_export_compress_triton_repo_and_serve_from_the_wheel(
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait(base, process)
+        wait_until_up(base + "/healthz", process, "tersify serve from the wheel", within=120)
         post = urllib.request.Request(
             base + "/compress",
             data=request.read_bytes(),
@@ -126,15 +126,3 @@ def test_export_compress_triton_repo_and_serve_from_the_wheel(
     finally:
         process.terminate()
         process.wait(timeout=60)
-
-
-def _wait(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "tersify serve exited at start"
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError("tersify serve from the wheel did not start")

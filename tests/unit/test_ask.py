@@ -20,16 +20,7 @@ from tersify.integrations.llm import LLMEndpoint, chat, chat_completions_url
 from tersify.integrations.local_llm import free_port
 
 from fakes import CONTEXT_CHARS
-from texts import sample_text
-
-FACT = "The secret password to the archive is 4711946."
-QUESTION = "What is the secret password to the archive?"
-
-
-def _request() -> dict:
-    text = sample_text("english", 2400, 7)
-    cut = len(text) // 2
-    return {"context": [text[:cut] + " " + FACT + " " + text[cut:]], "question": QUESTION}
+from texts import secret_request
 
 
 def test_urls() -> None:
@@ -86,7 +77,7 @@ def test_a_failed_leg_is_its_own_error_and_the_other_answers(
     failing_url: str, fake_compressor: Compressor
 ) -> None:
     result = tersify.ask(
-        {**_request(), "rate": 0.1},
+        {**secret_request(), "rate": 0.1},
         llm=failing_url + "/small/v1",
         model="m",
         api_key="sk-hidden",

@@ -5,29 +5,11 @@ The command with an exported scorer: tests/integration/test_cli.py.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-SEED = ROOT / "examples" / "seed_request.json"
+from processes import tersify
 
-
-def tersify(
-    *args: str, stdin: bytes | None = None, home: Path | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    env = dict(os.environ)
-    if home is not None:
-        env["TERSIFY_HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, "-m", "tersify.cli", *args],
-        input=stdin,
-        capture_output=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+from texts import SEED
 
 
 def test_missing_file_is_bad_input(tmp_path: Path) -> None:

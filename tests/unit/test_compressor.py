@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from tersify import BadRequestError, Compressor
+from tersify.request import answer
 
 from answers import check_properties, check_result, check_seed_answer
 from fakes import FakeScorer
@@ -16,17 +17,7 @@ def test_seed_shape_with_fake_scorer(fake_compressor: Compressor, seed_request: 
     )
     check_properties(result, seed_request["context"], seed_request["question"])
     assert result.target_tokens == 2961
-    check_seed_answer(
-        {
-            "compressed_prompt": result.compressed_prompt,
-            "origin_tokens": result.origin_tokens,
-            "compressed_tokens": result.compressed_tokens,
-            "ratio": f"{result.ratio:.1f}x",
-            "rate": f"{result.rate * 100:.1f}%",
-            "mode": result.mode,
-            "saving": f", Saving ${result.saving_usd():.1f} in GPT-4.",
-        }
-    )
+    check_seed_answer(answer(result)["data"])
 
 
 def test_short_prompts_are_compressed_too(fake_compressor: Compressor) -> None:

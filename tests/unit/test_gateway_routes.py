@@ -27,11 +27,10 @@ from tersify.service import create_app
 from tersify.service.config import ServeConfig
 from tersify.service.gateway import Gateway, Upstream, model_path, prompt_texts
 
-from texts import sample_text
+from texts import QUESTION, secret_prompt
 
 KEY = "sk-upstream-77"
 TOKEN = "gateway-token-3"
-QUESTION = "What is the secret password to the archive?"
 
 
 @dataclass
@@ -143,13 +142,6 @@ def _openai(http: TestClient, api_key: str = TOKEN) -> OpenAI:
     return OpenAI(base_url="http://testserver/v1", api_key=api_key, http_client=http, max_retries=0)
 
 
-def _prompt() -> str:
-    text = sample_text("english", 3000, 5)
-    cut = len(text) // 2
-    context = text[:cut] + " The secret password to the archive is 4711946. " + text[cut:]
-    return context + "\n\n" + QUESTION
-
-
 def _is_subsequence(short: str, full: str) -> bool:
     rest = iter(full)
     return all(char in rest for char in short)
@@ -197,7 +189,7 @@ def test_upstream_errors_on_models_keep_status_and_body(
 def test_completions_prompt_is_compressed_the_rest_forwarded(
     http: TestClient, upstream: tuple[str, Recorded]
 ) -> None:
-    prompt = _prompt()
+    prompt = secret_prompt(5)
     raw = _openai(http).completions.with_raw_response.create(
         model="smollm2",
         prompt=prompt,
@@ -223,7 +215,7 @@ def test_completions_with_several_prompts_and_token_ids(
     http: TestClient, upstream: tuple[str, Recorded]
 ) -> None:
     client = _openai(http)
-    prompts = [_prompt(), "Say hi."]
+    prompts = [secret_prompt(5), "Say hi."]
     raw = client.completions.with_raw_response.create(
         model="smollm2", prompt=prompts, extra_body={"tersify": {"rate": 0.3}}
     )
@@ -239,7 +231,7 @@ def test_completions_with_several_prompts_and_token_ids(
 
 
 def test_completions_stream_is_relayed(http: TestClient) -> None:
-    stream = _openai(http).completions.create(model="smollm2", prompt=_prompt(), stream=True)
+    stream = _openai(http).completions.create(model="smollm2", prompt=secret_prompt(5), stream=True)
     assert "".join(chunk.choices[0].text for chunk in stream) == "The password is 4711946."
 
 

@@ -13,20 +13,7 @@ from tersify.request import CompressRequest, answer, compress, request_schema
 from tersify.service import create_app
 
 from fakes import FakeScorer
-from texts import sample_text
-
-NEEDLE = "The access code for the north gate is 4817."
-QUESTION = "What is the access code for the north gate?"
-
-
-def _documents() -> list[str]:
-    docs = [sample_text("english", 700, seed) for seed in range(5)]
-    docs[3] = docs[3][:300] + " " + NEEDLE + " " + docs[3][300:]
-    return docs
-
-
-def _request(**extra: object) -> dict:
-    return {"context": _documents(), "question": QUESTION, "rate": 0.3, **extra}
+from texts import gate_request, sample_text
 
 
 def test_preset_then_explicit_options() -> None:
@@ -103,12 +90,12 @@ def test_invalid_options_are_400s_naming_the_field(
     fake_compressor: Compressor, extra: dict, field: str
 ) -> None:
     client = TestClient(create_app(fake_compressor))
-    done = client.post("/compress", json=_request(**extra))
+    done = client.post("/compress", json=gate_request(**extra))
     assert done.status_code == 400, done.text
     error = done.json()["error"]
     assert field in error["message"] and error["type"].endswith("Error")
     with pytest.raises(BadRequestError, match=field):
-        CompressRequest.from_mapping(_request(**extra))
+        CompressRequest.from_mapping(gate_request(**extra))
 
 
 def test_schema_documents_every_field_and_option() -> None:
@@ -122,8 +109,8 @@ def test_schema_documents_every_field_and_option() -> None:
 
 def test_explain_adds_an_explanation_only_when_asked(fake_compressor: Compressor) -> None:
     client = TestClient(create_app(fake_compressor))
-    plain = client.post("/compress", json=_request()).json()["data"]
-    explained = client.post("/compress", json=_request(explain=True)).json()["data"]
+    plain = client.post("/compress", json=gate_request()).json()["data"]
+    explained = client.post("/compress", json=gate_request(explain=True)).json()["data"]
     assert "explanation" not in plain
     assert explained["compressed_prompt"] == plain["compressed_prompt"]
     contexts = explained["explanation"]["contexts"]
@@ -140,5 +127,5 @@ def test_non_finite_numbers_are_not_json(literal: bytes) -> None:
 
 def test_messages_never_echo_a_huge_value(fake_compressor: Compressor) -> None:
     client = TestClient(create_app(fake_compressor))
-    done = client.post("/compress", json=_request(force_context_ids=[[[[1]]]] * 1000))
+    done = client.post("/compress", json=gate_request(force_context_ids=[[[[1]]]] * 1000))
     assert done.status_code == 400 and len(done.json()["error"]["message"]) < 300
