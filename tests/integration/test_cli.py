@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from processes import tersify
 
 from answers import check_answer, check_seed_answer
+from processes import tersify
 from texts import SEED
 
 

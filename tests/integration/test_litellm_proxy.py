@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from openai import OpenAI
-from processes import wait_until_up
 
 from tersify.integrations.local_llm import LocalLLM, free_port
 
+from processes import wait_until_up
 from texts import secret_chat
 
 ROOT = Path(__file__).resolve().parents[2]

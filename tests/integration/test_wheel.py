@@ -16,9 +16,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from processes import wait_until_up
 
 from tersify.integrations.local_llm import free_port
+
+from processes import wait_until_up
 
 ROOT = Path(__file__).resolve().parents[2]
 EXTRAS = "export,serve,triton"
