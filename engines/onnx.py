@@ -50,17 +50,13 @@ class OnnxScorer(BundleScorerBase):
 
     def logprobs(self, windows: Sequence[IntArray]) -> list[FloatArray]:
         """Per-token log-probs of each window, run in length-sorted, padded batches."""
-
-        def run(ids: IntArray) -> FloatArray:
-            try:
-                (out,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: ids})
-            except Exception as exc:  # onnxruntime's errors have no common public base
-                raise ScorerError(
-                    f"the ONNX scorer failed on a {list(ids.shape)} batch: {exc}"
-                ) from exc
-            return np.asarray(out)
-
-        return batched_logprobs(windows, self._batch_tokens, run)
+        return batched_logprobs(
+            windows,
+            self._batch_tokens,
+            lambda ids: self._session.run([OUTPUT_NAME], {INPUT_NAME: ids})[0],
+            engine="the ONNX scorer",
+            errors=(Exception,),  # onnxruntime's errors have no common public base
+        )
 
 
 def session(
@@ -91,11 +87,17 @@ def session(
 
 
 def batched_logprobs(
-    windows: Sequence[IntArray], batch_tokens: int, run: Callable[[IntArray], FloatArray]
+    windows: Sequence[IntArray],
+    batch_tokens: int,
+    run: Callable[[IntArray], FloatArray],
+    *,
+    engine: str,
+    errors: tuple[type[Exception], ...],
 ) -> list[FloatArray]:
     """``run`` over the windows in :func:`length_batches`, right-padded; each window's row.
 
     The padding is never read: a row's log-probs depend on the ids before each position.
+    ``errors`` raised by ``run`` become a :class:`ScorerError` naming ``engine`` and the batch.
     """
     results: list[FloatArray] = [np.zeros(0, dtype=np.float32)] * len(windows)
     for batch in length_batches([len(w) for w in windows], batch_tokens):
@@ -104,7 +106,10 @@ def batched_logprobs(
         ids = np.zeros((len(batch), width), dtype=np.int64)
         for row, index in enumerate(batch):
             ids[row, : len(windows[index])] = windows[index]
-        out = run(ids)
+        try:
+            out = run(ids)
+        except errors as exc:
+            raise ScorerError(f"{engine} failed on a {list(ids.shape)} batch: {exc}") from exc
         for row, index in enumerate(batch):
             results[index] = np.array(out[row, : len(windows[index])], dtype=np.float32)
     return results

@@ -20,12 +20,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import numpy as np
-
 from tersify.bundle import Bundle
 from tersify.engines.onnx import LOGITS_BUDGET_BYTES, MIN_BATCH_TOKENS, batched_logprobs
 from tersify.engines.tokenizer import BundleScorerBase
-from tersify.errors import BadRequestError, ScorerError, ScorerUnavailableError
+from tersify.errors import BadRequestError, ScorerUnavailableError
 from tersify.scoring import FloatArray, IntArray
 
 try:
@@ -118,13 +116,10 @@ class OpenVinoScorer(BundleScorerBase):
 
     def logprobs(self, windows: Sequence[IntArray]) -> list[FloatArray]:
         """Per-token log-probs of each window, run in length-sorted, right-padded batches."""
-
-        def run(ids: IntArray) -> FloatArray:
-            try:
-                return np.asarray(self._request.infer({0: ids})[0])
-            except RuntimeError as exc:
-                raise ScorerError(
-                    f"the OpenVINO scorer failed on a {list(ids.shape)} batch: {exc}"
-                ) from exc
-
-        return batched_logprobs(windows, self._batch_tokens, run)
+        return batched_logprobs(
+            windows,
+            self._batch_tokens,
+            lambda ids: self._request.infer({0: ids})[0],
+            engine="the OpenVINO scorer",
+            errors=(RuntimeError,),
+        )
