@@ -268,14 +268,18 @@ def write_and_check(
     weight = lm.get_output_embeddings().weight.detach()
     with torch.no_grad():
         hidden = [lm.get_decoder()(input_ids=torch.from_numpy(w[None]))[0] for w in windows]
-    with torch.no_grad():  # the shortlist assumes logits = hidden @ weight.T: check it
+    # The shortlist assumes logits = hidden @ weight.T (no bias, scale or soft cap): a property
+    # of the model, checked on the export samples (English, Chinese, code); a full-vocabulary
+    # head over every check window cost a minute on 2 cores for no more certainty.
+    samples = len(graph.SAMPLES)
+    with torch.no_grad():
         plain = [
             torch.log_softmax(torch.nn.functional.linear(h[0, :-1].float(), weight), -1)
             .gather(1, torch.from_numpy(w[1:, None]))[:, 0]
             .numpy()
-            for h, w in zip(hidden, windows, strict=True)
+            for h, w in zip(hidden[:samples], windows[:samples], strict=True)
         ]
-    if not graph.max_difference([r[1:] for r in reference], plain) <= tolerance:
+    if not graph.max_difference([r[1:] for r in reference[:samples]], plain) <= tolerance:
         raise ExportError(
             "the model's logits are not its final hidden states times the output embeddings "
             "(a bias, a scale or a soft cap): a shortlist cannot be computed for it"

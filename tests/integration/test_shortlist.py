@@ -274,3 +274,23 @@ def test_the_package_ships_the_default_scorers_order() -> None:
             order = np.load(handle)
         assert order.dtype == np.int32 and order.ndim == 1
         assert len(np.unique(order)) == len(order) == 262144 // 4  # Gemma 3's vocab / 4
+
+
+def test_a_model_whose_logits_are_not_hidden_times_head_gets_no_shortlist(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tersify.export import export_scorer, models, torch_engine
+
+    real = models.load
+
+    def biased(source: models.ModelSource) -> tuple[object, object]:
+        lm, tokenizer = real(source)
+        head = lm.get_output_embeddings()
+        head.bias = torch.nn.Parameter(torch.linspace(-3.0, 3.0, head.weight.shape[0]))
+        return lm, tokenizer
+
+    monkeypatch.setattr(models, "load", biased)
+    # The PyTorch engine's config has no head bias: its own check would stop the export first.
+    monkeypatch.setattr(torch_engine, "check_engine", lambda *_args: 0.0)
+    with pytest.raises(ExportError, match="a bias, a scale or a soft cap"):
+        export_scorer(str(tiny_model_dir), tmp_path / "biased", shortlist=True)
