@@ -14,7 +14,7 @@ them; ``model_repository/`` holds the generated files.
 
 The ranker (``tersify_ranker``, question-aware mode's sentence embeddings) is a model of
 the repository in the same two forms (``RankerConfig``): ``ranker.onnx`` directly on the
-onnxruntime backend, or ``ranker_backend.py`` running it with onnxruntime in the python
+onnxruntime backend, or ``tersify.triton.backends.ranker`` running it with onnxruntime in the python
 backend. Texts are tokenized by the caller and padded to a few lengths
 (``ranker_requests``), so that the dynamic batcher merges the requests of many callers.
 """
